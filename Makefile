@@ -1,0 +1,36 @@
+# Two commands matter: `make run` starts the gateway, `make test` runs every test. Both install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8080
+
+.PHONY: install run test check bench services clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	PORT=$(PORT) $(VENV)/bin/gateway serve
+
+services:
+	@bash scripts/ensure_services.sh
+
+test: install services
+	$(PY) -m pytest
+
+check: install
+	$(VENV)/bin/ruff check gateway adapters routing tests scripts bench
+	$(VENV)/bin/ruff format --check gateway adapters routing tests scripts bench
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,46 @@
+"""What every adapter produces and consumes: upstream requests, parsed results and stream events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from routing.config import DeploymentConfig
+
+
+class ProtocolError(Exception):
+    """The upstream answered something that does not follow its schema."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One HTTP request to send upstream."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One parsed stream event: an OpenAI chunk, or the end of the stream, or an in-band error."""
+
+    chunk: dict[str, Any] | None = None
+    done: bool = False
+    error: str = ""
+
+
+class Adapter(Protocol):
+    """Translates one upstream schema. No I/O, retries, logging or metrics."""
+
+    streams: bool
+
+    def build(self, dep: DeploymentConfig, payload: dict[str, Any], stream: bool) -> UpstreamRequest: ...
+
+    def parse_response(self, body: bytes) -> dict[str, Any]: ...
+
+    def parse_event(self, data: bytes) -> StreamEvent: ...
+
+    def error_message(self, status: int, body: bytes) -> str: ...

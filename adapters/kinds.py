@@ -1,0 +1,45 @@
+"""Deployment kinds: which schema each speaks and the defaults and quirks of each brand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    """What a deployment `kind` means: its schema and its brand's defaults and quirks."""
+
+    kind: str
+    schema: str
+    provider: str
+    default_base_url: str = ""
+    key_required: bool = True
+    local: bool = False
+    health_path: str = "models"
+    health_at_origin: bool = False
+    streams: bool = True
+    drop_params: tuple[str, ...] = ()
+
+
+KINDS: dict[str, KindSpec] = {
+    spec.kind: spec
+    for spec in (
+        KindSpec("openai", "openai", "openai", "https://api.openai.com/v1"),
+        KindSpec("vllm", "openai", "local", "", key_required=False, local=True, health_path="/health", health_at_origin=True),
+        KindSpec("deepseek", "openai", "deepseek", "https://api.deepseek.com/v1"),
+        KindSpec("llama", "openai", "llama", "https://api.llama.com/compat/v1"),
+        KindSpec(
+            "gemini",
+            "openai",
+            "gemini",
+            "https://generativelanguage.googleapis.com/v1beta/openai",
+            drop_params=("logit_bias", "logprobs", "top_logprobs"),
+        ),
+        KindSpec("mock", "mock", "mock", "mock://local", key_required=False, local=True, health_path=""),
+    )
+}
+
+
+def kind_spec(kind: str) -> KindSpec | None:
+    """The spec for a kind, or None when the kind is unknown."""
+    return KINDS.get(kind)

@@ -1,0 +1,105 @@
+"""The OpenAI chat-completions schema, shared by vLLM, DeepSeek, Llama API, Gemini's compat endpoint, OpenAI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from adapters.base import ProtocolError, StreamEvent, UpstreamRequest
+from adapters.kinds import KindSpec
+from routing.config import DeploymentConfig
+
+_DONE = b"[DONE]"
+
+
+class OpenAIAdapter:
+    """Forwards the client's body untouched but for `model`, declared quirks, and always asking for usage."""
+
+    streams = True
+
+    def __init__(self, spec: KindSpec) -> None:
+        self.spec = spec
+
+    def build(self, dep: DeploymentConfig, payload: dict[str, Any], stream: bool) -> UpstreamRequest:
+        body = {k: v for k, v in payload.items() if k not in self.spec.drop_params}
+        body["model"] = dep.provider_model_id
+        if stream:
+            body["stream"] = True
+            options = dict(body.get("stream_options") or {})
+            options["include_usage"] = True
+            body["stream_options"] = options
+        else:
+            body.pop("stream", None)
+            body.pop("stream_options", None)
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
+        if dep.api_key:
+            headers["Authorization"] = f"Bearer {dep.api_key}"
+        headers.update(dep.headers)
+        return UpstreamRequest("POST", f"{dep.base_url}/chat/completions", headers, orjson.dumps(body), stream)
+
+    def parse_response(self, body: bytes) -> dict[str, Any]:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise ProtocolError("upstream returned a body that is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise ProtocolError("upstream response has no `choices` list")
+        if data.get("usage"):
+            data["usage"] = normalize_usage(data["usage"])
+        return data
+
+    def parse_event(self, data: bytes) -> StreamEvent:
+        if data.strip() == _DONE:
+            return StreamEvent(done=True)
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise ProtocolError("upstream sent a stream event that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise ProtocolError("upstream sent a stream event that is not an object")
+        if "error" in chunk and not chunk.get("choices"):
+            return StreamEvent(error=_error_text(chunk["error"]))
+        if chunk.get("object") == "error":
+            return StreamEvent(error=str(chunk.get("message", "upstream error"))[:300])
+        if chunk.get("usage"):
+            chunk["usage"] = normalize_usage(chunk["usage"])
+        return StreamEvent(chunk=chunk)
+
+    def error_message(self, status: int, body: bytes) -> str:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return f"upstream returned HTTP {status}"
+        if isinstance(data, dict):
+            if "error" in data:
+                return _error_text(data["error"])
+            if "message" in data:
+                return str(data["message"])[:300]
+        return f"upstream returned HTTP {status}"
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or "upstream error")[:300]
+    return str(error)[:300]
+
+
+def normalize_usage(usage: Any) -> dict[str, Any]:
+    """OpenAI-shaped usage from any backend: DeepSeek cache-hit fields become prompt_tokens_details."""
+    if not isinstance(usage, dict):
+        return {}
+    out = dict(usage)
+    hit = usage.get("prompt_cache_hit_tokens")
+    if hit is not None:
+        details = dict(out.get("prompt_tokens_details") or {})
+        details.setdefault("cached_tokens", int(hit))
+        out["prompt_tokens_details"] = details
+        miss = usage.get("prompt_cache_miss_tokens")
+        if miss is not None and int(out.get("prompt_tokens") or 0) < int(hit) + int(miss):
+            out["prompt_tokens"] = int(hit) + int(miss)
+    prompt = int(out.get("prompt_tokens") or 0)
+    completion = int(out.get("completion_tokens") or 0)
+    out["prompt_tokens"], out["completion_tokens"] = prompt, completion
+    out["total_tokens"] = int(out.get("total_tokens") or prompt + completion)
+    return out

@@ -1,0 +1,1 @@
+"""The HTTP edge: Starlette app, endpoints, streaming relay, errors, storage and metrics."""

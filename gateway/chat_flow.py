@@ -1,0 +1,115 @@
+"""Plan, execute and respond for one chat call (shared by /v1/chat/completions and /v1/completions)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.chat_request import ChatRequest
+from gateway.errors import APIError, from_routing
+from gateway.formats import ChatFormat, Identity, identity
+from gateway.recording import ClientInfo, build_record, usage_with_cost
+from gateway.services import Services
+from gateway.streaming import StreamRelay
+from routing.call import Call
+from routing.errors import RoutingError
+from routing.executor import UpstreamStream
+from routing.manager import ModelRoute
+
+log = logging.getLogger("gateway.calls")
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def client_info(request: Request, endpoint: str) -> ClientInfo:
+    headers = request.headers
+    return ClientInfo(
+        ip=request.client.host if request.client else "",
+        api_key_name=request.scope.get("state", {}).get("api_key_name", ""),
+        endpoint=endpoint,
+        referer=headers.get("http-referer", "") or headers.get("referer", ""),
+        title=headers.get("x-title", ""),
+        session_id=headers.get("x-session-id", ""),
+    )
+
+
+def resolve(services: Services, chat: ChatRequest) -> ModelRoute:
+    route = services.manager.route(chat.model)
+    if route is None:
+        raise APIError(404, f"model {chat.model!r} does not exist or has no deployment available; see GET /v1/models",
+                       code="model_not_found", param="model")
+    return route
+
+
+def _clamp(payload: dict[str, Any], route: ModelRoute) -> dict[str, Any]:
+    limit = route.model.max_output_length
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = payload.get(name)
+        if isinstance(value, int) and value > limit:
+            payload[name] = limit
+    return payload
+
+
+def _deployment_headers(call: Call) -> dict[str, str]:
+    dep = call.deployment
+    headers = {"x-gateway-attempts": str(len(call.attempts))}
+    if dep is not None:
+        headers["x-gateway-deployment"] = dep.name
+        headers["x-gateway-provider"] = dep.provider
+    return headers
+
+
+async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt: ChatFormat, endpoint: str) -> Any:
+    """Execute a checked request and build the response (JSON, or the SSE relay)."""
+    route = resolve(services, chat)
+    payload = _clamp(chat.payload, route)
+    request_id = request.scope["state"]["request_id"]
+    call = Call(request_id=request_id, model_id=route.model.id, stream=chat.stream)
+    client = client_info(request, endpoint)
+    settings = services.settings
+
+    async def finish(status: int, error: str) -> None:
+        record = build_record(call, chat.original, status, error, client, settings.log_content)
+        await services.call_log.write(record)
+        if status >= 500:
+            log.warning("call %s model=%s failed with %d: %s", request_id, route.model.id, status, error)
+
+    if chat.stream:
+        def who(stream: UpstreamStream | None) -> Identity:
+            dep = stream.deployment if stream else call.deployment
+            return identity(request_id, route.model.id, dep.provider if dep else "")
+
+        def headers(stream: UpstreamStream | None) -> list[tuple[bytes, bytes]]:
+            extra = _deployment_headers(call) if stream else {}
+            return [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in extra.items())]
+
+        return StreamRelay(
+            opener=lambda: services.executor.stream(route, payload, call),
+            call=call,
+            fmt=fmt,
+            who=who,
+            usage=lambda: usage_with_cost(call) if chat.include_usage else None,
+            finish=finish,
+            keepalive=settings.keepalive_interval,
+            headers=headers,
+        )
+    try:
+        result = await services.executor.complete(route, payload, call)
+    except RoutingError as exc:
+        error = from_routing(exc)
+        await finish(error.status, error.message)
+        error.headers.update(_deployment_headers(call))
+        raise error from None
+    dep = call.deployment
+    who = identity(request_id, route.model.id, dep.provider if dep else "")
+    body = fmt.response(result, who, usage_with_cost(call))
+    await finish(200, "")
+    return Response(orjson.dumps(body), 200, _deployment_headers(call), media_type="application/json")

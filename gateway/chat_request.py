@@ -1,0 +1,105 @@
+"""Parse and check a chat-completions request body, with errors that name the offending param."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from gateway.errors import APIError
+
+_ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
+# OpenRouter request extensions that generic OpenAI-compatible upstreams would reject.
+GATEWAY_ONLY = frozenset({"models", "provider", "transforms", "route", "usage", "session_id"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A checked request: the public model name asked for and the body to forward."""
+
+    model: str
+    stream: bool
+    include_usage: bool
+    payload: dict[str, Any]
+    original: dict[str, Any]
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The JSON object body, refusing bodies over `limit` bytes before reading them whole."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"request body is {declared} bytes; the limit is {limit}", code="request_too_large")
+    size, parts = 0, []
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise APIError(413, f"request body exceeds the limit of {limit} bytes", code="request_too_large")
+        parts.append(part)
+    body = b"".join(parts)
+    if not body.strip():
+        raise APIError(400, "request body is empty; send a JSON object", code="invalid_json")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise APIError(400, "request body must be a JSON object", code="invalid_json")
+    return data
+
+
+def _bad(param: str, message: str) -> APIError:
+    return APIError(400, message, code="invalid_value", param=param)
+
+
+def _check_number(body: dict[str, Any], name: str, low: float, high: float | None, whole: bool = False) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or (whole and not float(value).is_integer()):
+        raise _bad(name, f"`{name}` must be a {'whole number' if whole else 'number'}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low:g}" if high is None else f"between {low:g} and {high:g}"
+        raise _bad(name, f"`{name}` must be {bounds}, got {value!r}")
+
+
+def check_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise _bad("messages", "`messages` must be a non-empty list of {role, content} objects")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"messages[{i}]", f"`messages[{i}]` must be an object")
+        role = message.get("role")
+        if role not in _ROLES:
+            raise _bad(f"messages[{i}].role", f"`messages[{i}].role` must be one of {sorted(_ROLES)}, got {role!r}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise _bad(f"messages[{i}].content", f"`messages[{i}].content` must be a string or a list of parts")
+
+
+def parse_chat(body: dict[str, Any]) -> ChatRequest:
+    """Check the fields the gateway relies on; everything else is forwarded untouched."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise APIError(400, "`model` is required and must be a string", code="missing_model", param="model")
+    check_messages(body.get("messages"))
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _bad("stream", "`stream` must be true or false")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise _bad("stream_options", "`stream_options` must be an object")
+    _check_number(body, "temperature", 0, 2)
+    _check_number(body, "top_p", 0, 1)
+    _check_number(body, "max_tokens", 1, None, whole=True)
+    _check_number(body, "max_completion_tokens", 1, None, whole=True)
+    _check_number(body, "n", 1, 128, whole=True)
+    usage_flag = body.get("usage")
+    include_usage = bool((options or {}).get("include_usage")) or (
+        isinstance(usage_flag, dict) and bool(usage_flag.get("include"))
+    )
+    payload = {k: v for k, v in body.items() if k not in GATEWAY_ONLY}
+    payload.pop("stream", None)
+    payload.pop("stream_options", None)
+    return ChatRequest(model=model, stream=stream, include_usage=include_usage, payload=payload, original=body)

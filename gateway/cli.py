@@ -1,0 +1,75 @@
+"""`gateway serve` runs the gateway under uvicorn; `gateway check-config` validates and prints the routing table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from gateway.settings import Settings
+from routing.config import ConfigError
+
+
+def _configure_logging() -> None:
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def check_config(settings: Settings) -> int:
+    from routing.loader import load_config
+    from routing.manager import RoutingManager
+
+    try:
+        config = load_config(settings.models_path, settings.routing_path, settings.env)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 1
+    manager = RoutingManager(config)
+    print(f"models:  {config.models_source}")
+    print(f"routing: {config.routing.source or '(none: models.yaml weights)'}  strategy={config.routing.strategy}")
+    for warning in config.warnings:
+        print(f"warning: {warning}")
+    snapshot = manager.snapshot()
+    for model_id, info in snapshot["models"].items():
+        served = "" if info["served"] else "  (not served: no enabled deployment)"
+        print(f"\n{model_id}  [{info['strategy'] or '-'}]{served}")
+        for row in info["deployments"]:
+            state = "enabled" if row["enabled"] else f"DISABLED: {row['reason']}"
+            print(f"  {row['percent']:>7}  {row['deployment']:<40} {row['side']:<7} {row['kind']:<9} {state}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway", description="Hybrid LLM inference gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    serve.add_argument("--graceful-timeout", type=float, default=float(os.environ.get("GRACEFUL_TIMEOUT", "30")))
+    sub.add_parser("check-config", help="validate config/models.yaml and routing.yaml and print the routing table")
+    args = parser.parse_args(argv)
+    _configure_logging()
+    if args.command == "check-config":
+        return check_config(Settings.from_env())
+    import uvicorn
+
+    uvicorn.run(
+        "gateway.app:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=args.graceful_timeout,
+        log_config=None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

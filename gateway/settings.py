@@ -1,0 +1,72 @@
+"""Process settings from the environment and `.env`, read once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent.parent
+TRUE = {"1", "true", "yes", "on"}
+
+
+def load_env(root: Path = ROOT) -> dict[str, str]:
+    """The environment with `.env` (at the repo root or the working directory) underneath it."""
+    env: dict[str, str] = {}
+    for candidate in (root / ".env", Path.cwd() / ".env"):
+        if candidate.is_file():
+            env.update({k: v for k, v in dotenv_values(candidate).items() if v is not None})
+    env.update(os.environ)
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the gateway process is configured with (the config files hold the models)."""
+
+    env: Mapping[str, str] = field(repr=False)
+    root: Path = ROOT
+    models_path: Path = ROOT / "config" / "models.yaml"
+    routing_path: Path = ROOT / "config" / "routing.yaml"
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_attempts: int = 3
+    deadline: float = 600.0
+    keepalive_interval: float = 3.0
+    log_content: bool = True
+    pool_size: int = 0
+    version: str = "0.1.0"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
+        env = dict(load_env(root) if env is None else env)
+
+        def path(name: str, default: Path) -> Path:
+            value = env.get(name)
+            if not value:
+                return default
+            p = Path(value)
+            return p if p.is_absolute() else (Path.cwd() / p)
+
+        def number(name: str, default: float) -> float:
+            value = env.get(name, "").strip()
+            try:
+                return float(value) if value else default
+            except ValueError:
+                raise ValueError(f"environment variable {name}={value!r} must be a number") from None
+
+        return cls(
+            env=env,
+            root=root,
+            models_path=path("MODELS_CONFIG", root / "config" / "models.yaml"),
+            routing_path=path("ROUTING_CONFIG", root / "config" / "routing.yaml"),
+            max_body_bytes=int(number("MAX_BODY_BYTES", 20 * 1024 * 1024)),
+            max_attempts=max(1, int(number("ROUTER_MAX_ATTEMPTS", 3))),
+            deadline=number("ROUTER_DEADLINE", 600.0),
+            keepalive_interval=max(0.05, number("STREAM_KEEPALIVE_SECONDS", 3.0)),
+            log_content=env.get("LOG_CONTENT", "true").strip().lower() in TRUE,
+            pool_size=int(number("UPSTREAM_POOL_SIZE", 0)),
+            version=env.get("GIT_SHA", "") or "0.1.0",
+        )

@@ -1,0 +1,1 @@
+"""Routing: configuration, strategies that compute weights, selection, and the executor."""

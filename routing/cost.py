@@ -1,0 +1,42 @@
+"""Cost of a call from the deployment's pricing (USD per 1M tokens) and the upstream's usage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from routing.config import Pricing
+
+
+def usage_numbers(usage: dict[str, Any] | None) -> tuple[int, int, int, int, int]:
+    """(prompt, completion, reasoning, cached, total) tokens from an OpenAI-shaped usage object."""
+    if not usage:
+        return 0, 0, 0, 0, 0
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    total = int(usage.get("total_tokens") or prompt + completion)
+    return prompt, completion, reasoning, cached, total
+
+
+def call_cost(pricing: Pricing, usage: dict[str, Any] | None, seconds: float = 0.0, per_second: float = 0.0) -> float:
+    """USD for one call. Reasoning tokens are part of completion_tokens (OpenAI's convention): never charged twice.
+
+    Cached prompt tokens are charged at the cache-read price when there is one; time-priced deployments
+    (cost_per_second) are charged by wall-clock seconds when they have no token price.
+    """
+    prompt, completion, _reasoning, cached, _total = usage_numbers(usage)
+    cached = min(cached, prompt)
+    writes = int(((usage or {}).get("prompt_tokens_details") or {}).get("cache_write_tokens") or 0)
+    read_price = pricing.prompt if pricing.input_cache_reads is None else pricing.input_cache_reads
+    write_price = pricing.prompt if pricing.input_cache_writes is None else pricing.input_cache_writes
+    writes = min(writes, prompt - cached)
+    tokens = (
+        (prompt - cached - writes) * pricing.prompt
+        + cached * read_price
+        + writes * write_price
+        + completion * pricing.completion
+    ) / 1_000_000
+    if tokens == 0 and per_second > 0:
+        return seconds * per_second
+    return tokens + pricing.request

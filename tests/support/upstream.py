@@ -1,0 +1,402 @@
+"""A fake OpenAI-compatible upstream on a real loopback socket whose behaviour comes from the request.
+
+A chat request may carry `x_test: {"<upstream name>": {...}, "*": {...}}`; the upstream answers with its
+instance `behaviour`, overridden by `x_test["*"]`, overridden by `x_test[name]`. Behaviour keys:
+status (+ retry_after), delay_headers, delay_first_chunk, chunk_delay, cut_after (abort the TCP connection
+after N content chunks), stall_after (+ stall_seconds: go silent after N content chunks, then carry on),
+malformed (+ malformed_after), reply, chunks, no_done, usage_in_last_chunk, reasoning_tokens, cached_tokens,
+health_status and health_delay (for GET /health and /v1/models, taken from the instance behaviour only).
+Every response carries `x-upstream-name`; the default reply starts with `[<name>]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from aiohttp import web
+
+CHAT_PATH = "/v1/chat/completions"
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORDS = "The quick brown fox jumps over the lazy dog".split()
+_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 429: "rate_limit_error"}
+
+
+def count_tokens(text: str) -> int:
+    """Count tokens with the one tokenizer the fake upstream uses for usage."""
+    return len(_TOKEN.findall(text))
+
+
+def count_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
+    """Count the tokens in the text of chat messages (string content or text parts)."""
+    contents = [message.get("content") for message in messages]
+    texts = [c for c in contents if isinstance(c, str)]
+    texts += [p.get("text", "") for c in contents if isinstance(c, list) for p in c if isinstance(p, Mapping)]
+    return sum(map(count_tokens, texts))
+
+
+def default_reply(name: str, chunks: int = 5) -> str:
+    """The reply an upstream gives when the behaviour sets no `reply`: one word per chunk."""
+    return " ".join([f"[{name}]", *itertools.islice(itertools.cycle(_WORDS), max(chunks, 1) - 1)])
+
+
+def split_reply(text: str, chunks: int) -> list[str]:
+    """Split text into at most `chunks` non-empty pieces on word boundaries; they concatenate to text."""
+    words = re.findall(r"\s*\S+", text) or [text]
+    words[-1] += text[len("".join(words)) :]
+    n = max(1, min(chunks, len(words)))
+    return ["".join(words[i * len(words) // n : (i + 1) * len(words) // n]) for i in range(n)]
+
+
+@dataclass(frozen=True, slots=True)
+class Behaviour:
+    """How the upstream answers one request; the module docstring describes each key."""
+
+    status: int = 200
+    retry_after: str | int | None = None
+    delay_headers: float = 0.0
+    delay_first_chunk: float = 0.0
+    chunk_delay: float = 0.0
+    cut_after: int | None = None
+    stall_after: int | None = None
+    stall_seconds: float = 60.0
+    malformed: bool = False
+    malformed_after: int = 0
+    reply: str | None = None
+    chunks: int = 5
+    no_done: bool = False
+    usage_in_last_chunk: bool = False
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    health_status: int = 200
+    health_delay: float = 0.0
+
+    @classmethod
+    def merge(cls, *layers: Mapping[str, Any] | None) -> Behaviour:
+        """Merge behaviour mappings, later layers winning; unknown keys raise ValueError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        merged: dict[str, Any] = {}
+        for layer in filter(None, layers):
+            if not isinstance(layer, Mapping):
+                raise ValueError(f"behaviour must be a mapping, got {type(layer).__name__}")
+            if unknown := sorted(set(layer) - known):
+                raise ValueError(f"unknown behaviour key(s) {unknown}; known: {sorted(known)}")
+            merged.update(layer)
+        return cls(**merged)
+
+
+@dataclass(slots=True, eq=False)
+class RequestRecord:
+    """One request as the upstream received it, and how its handling ended."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    received_at: float = field(default_factory=time.monotonic)
+    client_disconnected: bool = False
+    finished: bool = False
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    async def wait_ended(self, within: float = 2.0) -> bool:
+        """Wait without blocking the loop until the server stopped handling this request (sync: `ended.wait`)."""
+        return await asyncio.to_thread(self.ended.wait, within)
+
+
+class FakeUpstream:
+    """An OpenAI-compatible server on 127.0.0.1 that reports its `name` in every response."""
+
+    def __init__(
+        self,
+        name: str,
+        behaviour: Mapping[str, Any] | None = None,
+        *,
+        models: Sequence[str] = ("fake-model",),
+        port: int = 0,
+    ) -> None:
+        self.name = name
+        self.models = tuple(models)
+        self.requests: list[RequestRecord] = []
+        self.behaviour = behaviour or {}
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._ids = itertools.count(1)
+
+    @property
+    def behaviour(self) -> dict[str, Any]:
+        """The default behaviour of this instance; a request's `x_test` is merged over it."""
+        return self._behaviour
+
+    @behaviour.setter
+    def behaviour(self, value: Mapping[str, Any]) -> None:
+        Behaviour.merge(value)
+        self._behaviour = dict(value)
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise RuntimeError(f"upstream {self.name!r} was never started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    @property
+    def count(self) -> int:
+        """Number of chat completion requests received."""
+        return sum(1 for record in self.requests if record.path == CHAT_PATH)
+
+    def reset(self) -> None:
+        """Forget recorded requests."""
+        self.requests.clear()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Listen (again) on the same port; a no-op when already listening."""
+        await self._on_own_loop(self._start())
+
+    async def stop(self) -> None:
+        """Close the listening socket and every connection, so new connections are refused."""
+        await self._on_own_loop(self._stop())
+
+    def start_sync(self) -> None:
+        """Thread-safe `start` for an upstream running in its own thread."""
+        self._run_threadsafe(self._start())
+
+    def stop_sync(self) -> None:
+        """Thread-safe `stop` for an upstream running in its own thread."""
+        self._run_threadsafe(self._stop())
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls, name: str, behaviour: Mapping[str, Any] | None = None, **kwargs: Any) -> Iterator[Self]:
+        """Run an upstream on its own event loop in a background thread for the duration of the block."""
+        upstream = cls(name, behaviour, **kwargs)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name=f"fake-upstream-{name}", daemon=True)
+        thread.start()
+        upstream._loop = loop
+        try:
+            upstream.start_sync()
+            yield upstream
+        finally:
+            try:
+                upstream.stop_sync()
+            finally:
+                asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(timeout=10)
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join()
+                loop.close()
+
+    async def _on_own_loop(self, coro: Coroutine[Any, Any, None]) -> None:
+        running = asyncio.get_running_loop()
+        if self._loop is None or self._loop is running or self._loop.is_closed():
+            self._loop = running
+            await coro
+        else:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    def _run_threadsafe(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("start_sync/stop_sync need an upstream started with FakeUpstream.in_thread")
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is self._loop:
+                coro.close()
+                raise RuntimeError("use `await start()`/`await stop()` on the upstream's own loop")
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    async def _start(self) -> None:
+        if self._runner is not None:
+            return
+        app = web.Application()
+        app.router.add_post(CHAT_PATH, self._chat)
+        app.router.add_get("/v1/models", self._get)
+        app.router.add_get("/health", self._get)
+        # handler_cancellation: a client that goes away cancels the handler, so a disconnect is seen at once.
+        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.1, access_log=None)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", self._port))
+            await web.SockSite(runner, sock).start()
+        except BaseException:
+            sock.close()
+            await runner.cleanup()
+            raise
+        self._port = sock.getsockname()[1]
+        self._runner = runner
+
+    async def _stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            self._stopping = True  # in-flight requests are cancelled by us, not by their client
+            try:
+                await runner.cleanup()
+            finally:
+                self._stopping = False
+
+    def _record(self, request: web.Request, body: Any) -> RequestRecord:
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        record = RequestRecord(request.method, request.path, headers, body)
+        self.requests.append(record)
+        return record
+
+    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {"x-upstream-name": self.name, **(extra or {})}
+
+    def _error(self, status: int, message: str, retry_after: str | int | None = None) -> web.Response:
+        headers = self._headers({} if retry_after is None else {"Retry-After": str(retry_after)})
+        kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        error = {"message": f"[{self.name}] {message}", "type": kind, "code": status}
+        return web.json_response({"error": error}, status=status, headers=headers)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        behaviour = Behaviour.merge(self._behaviour)
+        self._record(request, None).ended.set()
+        await asyncio.sleep(behaviour.health_delay)
+        if behaviour.health_status >= 400:
+            return self._error(behaviour.health_status, f"{request.path} unavailable")
+        payload: dict[str, Any] = {"status": "ok"}
+        if request.path != "/health":
+            data = [{"id": model, "object": "model", "created": 0, "owned_by": self.name} for model in self.models]
+            payload = {"object": "list", "data": data}
+        return web.json_response(payload, status=behaviour.health_status, headers=self._headers())
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        record = self._record(request, body)
+        aborted = False
+        try:
+            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                return self._error(400, "body must be a JSON object with a `messages` list")
+            x_test = body.get("x_test") or {}
+            try:
+                behaviour = Behaviour.merge(self._behaviour, x_test.get("*"), x_test.get(self.name))
+            except (ValueError, TypeError, AttributeError) as exc:
+                return self._error(400, f"x_test: {exc}")
+            await asyncio.sleep(behaviour.delay_headers)
+            if behaviour.status >= 400:
+                return self._error(behaviour.status, f"simulated {behaviour.status}", behaviour.retry_after)
+            reply = behaviour.reply if behaviour.reply is not None else default_reply(self.name, behaviour.chunks)
+            usage = _usage(count_prompt_tokens(body["messages"]), count_tokens(reply), behaviour)
+            model = body.get("model", self.models[0])
+            base = {"id": f"chatcmpl-{self.name}-{next(self._ids)}", "created": int(time.time()), "model": model}
+            response: web.StreamResponse
+            if not body.get("stream"):
+                response = self._complete(base, reply, usage, behaviour)
+            else:
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                stream = _chunks(
+                    base, split_reply(reply, behaviour.chunks), usage if include_usage else None, behaviour
+                )
+                response, aborted = await self._stream(request, stream, behaviour)
+            record.finished = not aborted
+            return response
+        except ConnectionError:
+            record.client_disconnected = True
+            raise
+        except asyncio.CancelledError:
+            record.client_disconnected = not (self._stopping or aborted)
+            raise
+        finally:
+            record.ended.set()
+
+    def _complete(self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour) -> web.Response:
+        if b.malformed:
+            return web.Response(
+                text="<html>upstream exploded", content_type="application/json", headers=self._headers()
+            )
+        message = {"role": "assistant", "content": reply}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        payload = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+        return web.json_response(payload, status=b.status, headers=self._headers())
+
+    async def _stream(
+        self, request: web.Request, stream: AsyncGenerator[bytes | None], b: Behaviour
+    ) -> tuple[web.StreamResponse, bool]:
+        headers = self._headers({"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(status=b.status, headers=headers)
+        await response.prepare(request)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                if event is None:
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return response, True
+                await response.write(event)
+        return response, False
+
+
+def _usage(prompt: int, completion: int, b: Behaviour) -> dict[str, Any]:
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion}
+    usage["total_tokens"] = prompt + completion
+    if b.cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": b.cached_tokens}
+    if b.reasoning_tokens is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": b.reasoning_tokens}
+    return usage
+
+
+async def _chunks(
+    base: dict[str, Any], pieces: list[str], usage: dict[str, Any] | None, b: Behaviour
+) -> AsyncGenerator[bytes | None]:
+    """Yield the SSE byte events of one stream, sleeping as the behaviour asks; None means: cut the connection."""
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        return {**base, "object": "chat.completion.chunk", "choices": [choice]}
+
+    await asyncio.sleep(b.delay_first_chunk)
+    yield _sse(chunk({"role": "assistant", "content": ""}))
+    # Position i is the i-th content chunk; position len(pieces) is the finish chunk.
+    for i in range(len(pieces) + 1):
+        if b.malformed and i == min(b.malformed_after, len(pieces)):
+            yield b'data: {"id": "broken", "choices": [\n\n'
+        if b.cut_after is not None and i == min(b.cut_after, len(pieces)):
+            yield None
+            return
+        if b.stall_after is not None and i == min(b.stall_after, len(pieces)):
+            await asyncio.sleep(b.stall_seconds)
+        await asyncio.sleep(b.chunk_delay)
+        if i < len(pieces):
+            yield _sse(chunk({"content": pieces[i]}))
+    last = chunk({}, "stop")
+    if usage is not None and b.usage_in_last_chunk:
+        last["usage"] = usage
+    yield _sse(last)
+    if usage is not None and not b.usage_in_last_chunk:
+        yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+    if not b.no_done:
+        yield b"data: [DONE]\n\n"
+
+
+def _sse(payload: Mapping[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
