@@ -140,7 +140,9 @@ class ProcessGateway:
 
     def read_output(self) -> str:
         if self.proc is not None and self.proc.stdout is not None and self.proc.poll() is not None:
-            self.output += self.proc.stdout.read()
+            if not self.proc.stdout.closed:
+                self.output += self.proc.stdout.read()
+                self.proc.stdout.close()
         return self.output
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
