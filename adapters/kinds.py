@@ -25,7 +25,9 @@ KINDS: dict[str, KindSpec] = {
     spec.kind: spec
     for spec in (
         KindSpec("openai", "openai", "openai", "https://api.openai.com/v1"),
-        KindSpec("vllm", "openai", "local", "", key_required=False, local=True, health_path="/health", health_at_origin=True),
+        KindSpec(
+            "vllm", "openai", "local", "", key_required=False, local=True, health_path="/health", health_at_origin=True
+        ),
         KindSpec("deepseek", "openai", "deepseek", "https://api.deepseek.com/v1"),
         KindSpec("llama", "openai", "llama", "https://api.llama.com/compat/v1"),
         KindSpec(

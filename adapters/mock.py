@@ -52,4 +52,8 @@ def reply_pieces(prompt: str, options: MockOptions, max_tokens: int | None) -> t
 
 def usage_for(prompt: str, pieces: list[str]) -> dict[str, int]:
     prompt_tokens = count_tokens(prompt)
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces), "total_tokens": prompt_tokens + len(pieces)}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": len(pieces),
+        "total_tokens": prompt_tokens + len(pieces),
+    }

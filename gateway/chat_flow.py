@@ -44,8 +44,12 @@ def client_info(request: Request, endpoint: str) -> ClientInfo:
 def resolve(services: Services, chat: ChatRequest) -> ModelRoute:
     route = services.manager.route(chat.model)
     if route is None:
-        raise APIError(404, f"model {chat.model!r} does not exist or has no deployment available; see GET /v1/models",
-                       code="model_not_found", param="model")
+        raise APIError(
+            404,
+            f"model {chat.model!r} does not exist or has no deployment available; see GET /v1/models",
+            code="model_not_found",
+            param="model",
+        )
     return route
 
 
@@ -83,6 +87,7 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
             log.warning("call %s model=%s failed with %d: %s", request_id, route.model.id, status, error)
 
     if chat.stream:
+
         def who(stream: UpstreamStream | None) -> Identity:
             dep = stream.deployment if stream else call.deployment
             return identity(request_id, route.model.id, dep.provider if dep else "")
@@ -109,7 +114,8 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         error.headers.update(_deployment_headers(call))
         raise error from None
     dep = call.deployment
-    who = identity(request_id, route.model.id, dep.provider if dep else "")
-    body = fmt.response(result, who, usage_with_cost(call))
+    body = fmt.response(
+        result, identity(request_id, route.model.id, dep.provider if dep else ""), usage_with_cost(call)
+    )
     await finish(200, "")
     return Response(orjson.dumps(body), 200, _deployment_headers(call), media_type="application/json")

@@ -74,7 +74,9 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     message = {404: f"no route for {request.method} {request.url.path}", 405: "method not allowed"}.get(
         exc.status_code, str(exc.detail)
     )
-    return APIError(exc.status_code, message, code={404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)).response()
+    return APIError(
+        exc.status_code, message, code={404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    ).response()
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:

@@ -39,20 +39,38 @@ class ChatFormat:
     def chunk(self, chunk: dict[str, Any], who: Identity) -> dict[str, Any] | None:
         if not chunk.get("choices"):
             return None  # usage-only chunk: re-emitted canonically at the end
-        chunk["id"], chunk["object"], chunk["created"], chunk["model"] = who.id, "chat.completion.chunk", who.created, who.model
+        chunk["id"], chunk["object"], chunk["created"], chunk["model"] = (
+            who.id,
+            "chat.completion.chunk",
+            who.created,
+            who.model,
+        )
         chunk["provider"] = who.provider
         chunk.pop("usage", None)
         return chunk
 
     def usage_chunk(self, usage: dict[str, Any], who: Identity) -> dict[str, Any]:
-        return {"id": who.id, "object": "chat.completion.chunk", "created": who.created, "model": who.model,
-                "provider": who.provider, "choices": [], "usage": usage}
+        return {
+            "id": who.id,
+            "object": "chat.completion.chunk",
+            "created": who.created,
+            "model": who.model,
+            "provider": who.provider,
+            "choices": [],
+            "usage": usage,
+        }
 
     def error_chunk(self, who: Identity, code: str, message: str) -> dict[str, Any]:
         """OpenRouter's mid-stream error event: finish_reason "error" and an error object."""
-        return {"id": who.id, "object": "chat.completion.chunk", "created": who.created, "model": who.model,
-                "provider": who.provider, "error": {"code": code, "message": message},
-                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}
+        return {
+            "id": who.id,
+            "object": "chat.completion.chunk",
+            "created": who.created,
+            "model": who.model,
+            "provider": who.provider,
+            "error": {"code": code, "message": message},
+            "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+        }
 
 
 class TextFormat(ChatFormat):
@@ -60,12 +78,22 @@ class TextFormat(ChatFormat):
 
     def response(self, result: dict[str, Any], who: Identity, usage: dict[str, Any] | None) -> dict[str, Any]:
         choices = [
-            {"text": (c.get("message") or {}).get("content") or "", "index": c.get("index", 0), "logprobs": None,
-             "finish_reason": c.get("finish_reason")}
+            {
+                "text": (c.get("message") or {}).get("content") or "",
+                "index": c.get("index", 0),
+                "logprobs": None,
+                "finish_reason": c.get("finish_reason"),
+            }
             for c in result.get("choices") or []
         ]
-        out: dict[str, Any] = {"id": who.id, "object": "text_completion", "created": who.created, "model": who.model,
-                               "provider": who.provider, "choices": choices}
+        out: dict[str, Any] = {
+            "id": who.id,
+            "object": "text_completion",
+            "created": who.created,
+            "model": who.model,
+            "provider": who.provider,
+            "choices": choices,
+        }
         if usage is not None:
             out["usage"] = usage
         return out
@@ -74,14 +102,33 @@ class TextFormat(ChatFormat):
         choices = chunk.get("choices")
         if not choices:
             return None
-        return {"id": who.id, "object": "text_completion", "created": who.created, "model": who.model,
-                "provider": who.provider,
-                "choices": [{"text": (c.get("delta") or {}).get("content") or "", "index": c.get("index", 0),
-                             "logprobs": None, "finish_reason": c.get("finish_reason")} for c in choices]}
+        return {
+            "id": who.id,
+            "object": "text_completion",
+            "created": who.created,
+            "model": who.model,
+            "provider": who.provider,
+            "choices": [
+                {
+                    "text": (c.get("delta") or {}).get("content") or "",
+                    "index": c.get("index", 0),
+                    "logprobs": None,
+                    "finish_reason": c.get("finish_reason"),
+                }
+                for c in choices
+            ],
+        }
 
     def usage_chunk(self, usage: dict[str, Any], who: Identity) -> dict[str, Any]:
-        return {"id": who.id, "object": "text_completion", "created": who.created, "model": who.model,
-                "provider": who.provider, "choices": [], "usage": usage}
+        return {
+            "id": who.id,
+            "object": "text_completion",
+            "created": who.created,
+            "model": who.model,
+            "provider": who.provider,
+            "choices": [],
+            "usage": usage,
+        }
 
 
 def identity(request_id: str, model: str, provider: str) -> Identity:

@@ -120,8 +120,10 @@ class StreamRelay:
         error = from_routing(exc)
         await self.finish(error.status, error.message)
         if not self._started:
-            headers = [(b"content-type", b"application/json"),
-                       *((k.lower().encode(), v.encode()) for k, v in error.headers.items())]
+            headers = [
+                (b"content-type", b"application/json"),
+                *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+            ]
             await self._start(send, error.status, headers)
             await self._body(send, orjson.dumps(error.body()), more=False)
             return

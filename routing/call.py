@@ -57,5 +57,9 @@ class Call:
     def fallback_used(self) -> bool:
         return len(self.attempts) > 1
 
-    def add_attempt(self, dep: DeploymentConfig, outcome: str, status: int | None, began: float, error: str = "") -> None:
-        self.attempts.append(Attempt(dep.name, dep.provider, outcome, status, (time.perf_counter() - began) * 1000, error))
+    def add_attempt(
+        self, dep: DeploymentConfig, outcome: str, status: int | None, began: float, error: str = ""
+    ) -> None:
+        self.attempts.append(
+            Attempt(dep.name, dep.provider, outcome, status, (time.perf_counter() - began) * 1000, error)
+        )

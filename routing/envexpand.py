@@ -46,5 +46,7 @@ def expand_tree(node: Any, env: Mapping[str, str], missing: dict[str, tuple[str,
     if isinstance(node, list):
         return [expand_tree(item, env, missing, f"{path}[{i}]") for i, item in enumerate(node)]
     if isinstance(node, dict):
-        return {key: expand_tree(value, env, missing, f"{path}.{key}" if path else str(key)) for key, value in node.items()}
+        return {
+            key: expand_tree(value, env, missing, f"{path}.{key}" if path else str(key)) for key, value in node.items()
+        }
     return node

@@ -39,7 +39,12 @@ def _meaningful(chunk: dict[str, Any]) -> bool:
     """A chunk worth committing the stream for: content, a tool call, a finish reason or usage."""
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content") or choice.get("finish_reason"):
+        if (
+            delta.get("content")
+            or delta.get("tool_calls")
+            or delta.get("reasoning_content")
+            or choice.get("finish_reason")
+        ):
             return True
     return bool(chunk.get("usage"))
 
@@ -157,7 +162,9 @@ class Executor:
             return UpstreamStream(dep, head, events, call, began)
         raise AllAttemptsFailed(_summary(route, call), last)
 
-    async def _events(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> AsyncGenerator[dict[str, Any]]:
+    async def _events(
+        self, dep: DeploymentConfig, payload: dict[str, Any], budget: float
+    ) -> AsyncGenerator[dict[str, Any]]:
         if dep.kind == "mock":
             async for chunk in mock_backend.stream(dep, payload):
                 yield chunk
@@ -181,13 +188,12 @@ class Executor:
                 if event.done:
                     clean = True
                     return
-                chunk = event.chunk
-                if chunk is None:
+                if event.chunk is None:
                     continue
-                if any(c.get("finish_reason") for c in chunk.get("choices") or ()):
+                if any(c.get("finish_reason") for c in event.chunk.get("choices") or ()):
                     finished = True
-                yield chunk
-                if finished and chunk.get("usage"):
+                yield event.chunk
+                if finished and event.chunk.get("usage"):
                     return  # some upstreams never send [DONE]; usage after the finish is the real end
             if not finished:
                 raise UpstreamError("stream", f"{dep.name}: stream ended before it finished")
@@ -279,8 +285,18 @@ def chunks_from_completion(result: dict[str, Any]) -> list[dict[str, Any]]:
         message = dict(choice.get("message") or {})
         delta = {"role": "assistant", **{k: v for k, v in message.items() if k != "role"}}
         chunks.append({**base, "choices": [{"index": choice.get("index", 0), "delta": delta, "finish_reason": None}]})
-        chunks.append({**base, "choices": [{"index": choice.get("index", 0), "delta": {}, "finish_reason":
-                                            choice.get("finish_reason") or "stop"}]})
+        chunks.append(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": choice.get("index", 0),
+                        "delta": {},
+                        "finish_reason": choice.get("finish_reason") or "stop",
+                    }
+                ],
+            }
+        )
     if result.get("usage"):
         chunks.append({**base, "choices": [], "usage": result["usage"]})
     return chunks

@@ -28,7 +28,9 @@ async def complete(dep: DeploymentConfig, payload: dict[str, Any]) -> dict[str, 
         "object": "chat.completion",
         "created": int(time.time()),
         "model": dep.provider_model_id,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(pieces)}, "finish_reason": finish}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "".join(pieces)}, "finish_reason": finish}
+        ],
         "usage": mock.usage_for(prompt, pieces),
     }
 
@@ -39,8 +41,13 @@ async def stream(dep: DeploymentConfig, payload: dict[str, Any]) -> AsyncIterato
 
     def chunk(delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "finish_reason": reason}
-        return {"id": "mock", "object": "chat.completion.chunk", "created": created, "model": dep.provider_model_id,
-                "choices": [choice]}
+        return {
+            "id": "mock",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": dep.provider_model_id,
+            "choices": [choice],
+        }
 
     if dep.mock.ttft_ms > 0:
         await asyncio.sleep(dep.mock.ttft_ms / 1000.0)

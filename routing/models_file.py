@@ -74,8 +74,16 @@ def _model(m: Reader, missing: dict[str, tuple[str, ...]], env: Mapping[str, str
     routes = m.items("route")
     if not routes:
         if not m.has("provider") and not m.has("kind"):
-            raise m.fail("route", "is missing and there is no top-level `provider`", "add a `route:` list of deployments")
-        routes = [{k: m.data[k] for k in ("base_url", "api_key", "provider_model_id", "weight", "region", "rpm", "tpm") if k in m.data}]
+            raise m.fail(
+                "route", "is missing and there is no top-level `provider`", "add a `route:` list of deployments"
+            )
+        routes = [
+            {
+                k: m.data[k]
+                for k in ("base_url", "api_key", "provider_model_id", "weight", "region", "rpm", "tpm")
+                if k in m.data
+            }
+        ]
         routes[0]["kind"] = m.data.get("kind") or m.data.get("provider")
         route_path, single = m.path, True
     else:

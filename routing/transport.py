@@ -89,7 +89,9 @@ class HttpTransport:
             except TimeoutError:
                 raise UpstreamError("timeout", f"{dep.name}: stream stalled for {timeouts.idle:g}s") from None
             except (aiohttp.ClientError, OSError) as exc:
-                raise UpstreamError("stream", f"{dep.name}: connection lost mid-stream ({type(exc).__name__})") from None
+                raise UpstreamError(
+                    "stream", f"{dep.name}: connection lost mid-stream ({type(exc).__name__})"
+                ) from None
             if not line:
                 tail = decoder.flush()
                 if tail is not None:

@@ -20,7 +20,9 @@ def load_yaml(path: Path, what: str) -> Any:
     except FileNotFoundError:
         raise ConfigError(str(path), "", "file not found", f"create it or point {what} at the right file") from None
     except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read file ({exc.strerror})", "check the path and permissions") from None
+        raise ConfigError(
+            str(path), "", f"cannot read file ({exc.strerror})", "check the path and permissions"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -109,7 +111,9 @@ class Reader:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise self.fail(key, f"must be a list, got {type(value).__name__}", f"write `{key}:` followed by `- ...` items")
+            raise self.fail(
+                key, f"must be a list, got {type(value).__name__}", f"write `{key}:` followed by `- ...` items"
+            )
         return value
 
     def child(self, key: str) -> Reader:

@@ -29,7 +29,9 @@ def health_report(services: Services) -> tuple[int, dict[str, Any]]:
         if len(available) < len(model.deployments):
             degraded = True
         disabled.extend(
-            {"model": model.id, "deployment": d.name, "reason": d.disabled_reason} for d in model.deployments if not d.enabled
+            {"model": model.id, "deployment": d.name, "reason": d.disabled_reason}
+            for d in model.deployments
+            if not d.enabled
         )
         models[model.id] = {
             "deployments_total": len(model.deployments),

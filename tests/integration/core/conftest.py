@@ -17,10 +17,26 @@ def upstreams() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
 
 
 def route(up: FakeUpstream, weight: float = 1.0, **extra: Any) -> dict[str, Any]:
-    return {"kind": "openai", "name": up.name, "base_url": up.base_url, "api_key": f"sk-test-{up.name}-secret",
-            "provider_model_id": f"upstream-{up.name}", "weight": weight, **extra}
+    return {
+        "kind": "openai",
+        "name": up.name,
+        "base_url": up.base_url,
+        "api_key": f"sk-test-{up.name}-secret",
+        "provider_model_id": f"upstream-{up.name}",
+        "weight": weight,
+        **extra,
+    }
 
 
 def models(*routes: dict[str, Any], model_id: str = "m", **extra: Any) -> dict[str, Any]:
-    return {"models": [{"id": model_id, "aliases": [f"{model_id}-alias"], "pricing": {"prompt": "1", "completion": "2"},
-                        "route": list(routes), **extra}]}
+    return {
+        "models": [
+            {
+                "id": model_id,
+                "aliases": [f"{model_id}-alias"],
+                "pricing": {"prompt": "1", "completion": "2"},
+                "route": list(routes),
+                **extra,
+            }
+        ]
+    }

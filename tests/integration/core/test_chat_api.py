@@ -35,7 +35,10 @@ def test_chat_non_stream_routes_and_rewrites(gateway_factory: GatewayFactory, up
     a, _ = upstreams
     gw = gateway_factory(models(route(a)))
     raw = client(gw.url).chat.completions.with_raw_response.create(
-        model="m-alias", messages=MESSAGES, temperature=0.3, seed=7,
+        model="m-alias",
+        messages=MESSAGES,
+        temperature=0.3,
+        seed=7,
         extra_body={"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}], "custom_field": 1},
     )
     completion = raw.parse()
@@ -56,8 +59,9 @@ def test_stream_reassembles_exactly_with_stable_ids_and_usage(gateway_factory: G
     gw = gateway_factory(models(route(a)))
     c = client(gw.url)
     whole = c.chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content
-    stream = c.chat.completions.create(model="m", messages=MESSAGES, stream=True,
-                                       stream_options={"include_usage": True})
+    stream = c.chat.completions.create(
+        model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
     assert text == whole
@@ -72,8 +76,9 @@ def test_stream_without_usage_request_has_no_usage_chunk_but_upstream_was_asked(
 ) -> None:
     a, _ = upstreams
     gw = gateway_factory(models(route(a)))
-    with httpx.stream("POST", f"{gw.url}/v1/chat/completions",
-                      json={"model": "m", "messages": MESSAGES, "stream": True}) as resp:
+    with httpx.stream(
+        "POST", f"{gw.url}/v1/chat/completions", json={"model": "m", "messages": MESSAGES, "stream": True}
+    ) as resp:
         assert resp.headers["content-type"].startswith("text/event-stream")
         assert resp.headers["x-accel-buffering"] == "no"
         assert resp.headers["x-request-id"].startswith("gen-")
@@ -95,11 +100,14 @@ def test_errors_are_openai_shaped_with_right_status(gateway_factory: GatewayFact
     assert bad.value.body["param"] == "messages"
     with pytest.raises(openai.BadRequestError):
         c.chat.completions.create(model="m", messages=MESSAGES, temperature=5)
-    resp = httpx.post(f"{gw.url}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    resp = httpx.post(
+        f"{gw.url}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert resp.status_code == 400
     assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
-    big = httpx.post(f"{gw.url}/v1/chat/completions",
-                     json={"model": "m", "messages": [{"role": "user", "content": "x" * 5000}]})
+    big = httpx.post(
+        f"{gw.url}/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x" * 5000}]}
+    )
     assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
     assert httpx.get(f"{gw.url}/nope").status_code == 404
     assert httpx.get(f"{gw.url}/nope").json()["error"]["code"] == "not_found"
@@ -142,10 +150,13 @@ def test_mock_model_works_with_no_keys(gateway_factory: GatewayFactory) -> None:
     c = client(gw.url)
     result = c.chat.completions.create(model="mock", messages=MESSAGES)
     assert result.usage is not None and result.usage.completion_tokens == 12
-    streamed = c.chat.completions.create(model="mock", messages=MESSAGES, stream=True,
-                                         stream_options={"include_usage": True})
+    streamed = c.chat.completions.create(
+        model="mock", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(streamed)
-    assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == result.choices[0].message.content
+    assert (
+        "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == result.choices[0].message.content
+    )
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 12
 
 
@@ -167,8 +178,16 @@ def test_health_and_routing_report_real_state(gateway_factory: GatewayFactory, u
 
 
 def test_health_is_503_when_nothing_can_serve(gateway_factory: GatewayFactory) -> None:
-    gw = gateway_factory({"models": [{"id": "x", "route": [{"kind": "openai", "base_url": "http://127.0.0.1:9/v1",
-                                                             "api_key": "${UNSET_FOR_TEST}"}]}]})
+    gw = gateway_factory(
+        {
+            "models": [
+                {
+                    "id": "x",
+                    "route": [{"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "${UNSET_FOR_TEST}"}],
+                }
+            ]
+        }
+    )
     resp = httpx.get(f"{gw.url}/health")
     assert resp.status_code == 503 and resp.json()["status"] == "unhealthy" and resp.json()["reason"]
     assert httpx.get(f"{gw.url}/v1/models").json()["data"] == []
@@ -176,10 +195,12 @@ def test_health_is_503_when_nothing_can_serve(gateway_factory: GatewayFactory) -
 
 def test_hard_offload_hides_local_only_model(gateway_factory: GatewayFactory, upstreams) -> None:
     a, b = upstreams
-    config = {"models": [
-        {"id": "local-only", "route": [{"kind": "vllm", "base_url": a.base_url}]},
-        {"id": "hybrid", "route": [{"kind": "vllm", "base_url": a.base_url}, route(b)]},
-    ]}
+    config = {
+        "models": [
+            {"id": "local-only", "route": [{"kind": "vllm", "base_url": a.base_url}]},
+            {"id": "hybrid", "route": [{"kind": "vllm", "base_url": a.base_url}, route(b)]},
+        ]
+    }
     gw = gateway_factory(config, OFFLOAD="1", LOCAL_BASE_URL=a.base_url)
     assert [m["id"] for m in httpx.get(f"{gw.url}/v1/models").json()["data"]] == ["hybrid"]
     result = client(gw.url).chat.completions.create(model="hybrid", messages=MESSAGES)
@@ -195,8 +216,12 @@ def test_concurrent_streams_are_independent(gateway_factory: GatewayFactory, ups
     c = client(gw.url)
 
     def one(i: int) -> str:
-        stream = c.chat.completions.create(model="m", messages=[{"role": "user", "content": f"n{i}"}], stream=True,
-                                           extra_body={"x_test": {"a": {"reply": f"reply number {i}", "chunks": 3}}})
+        stream = c.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": f"n{i}"}],
+            stream=True,
+            extra_body={"x_test": {"a": {"reply": f"reply number {i}", "chunks": 3}}},
+        )
         return "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:

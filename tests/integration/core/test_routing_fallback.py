@@ -20,8 +20,12 @@ def client(url: str) -> openai.OpenAI:
 
 
 def post_stream(url: str, **body: object):
-    return httpx.stream("POST", f"{url}/v1/chat/completions", timeout=30,
-                        json={"model": "m", "messages": MESSAGES, "stream": True, **body})
+    return httpx.stream(
+        "POST",
+        f"{url}/v1/chat/completions",
+        timeout=30,
+        json={"model": "m", "messages": MESSAGES, "stream": True, **body},
+    )
 
 
 def test_split_60_40_within_statistical_tolerance(gateway_factory: GatewayFactory, upstreams) -> None:
@@ -42,8 +46,12 @@ def test_fallback_before_first_byte(gateway_factory: GatewayFactory, upstreams, 
     a, b = upstreams
     timeouts = {"first_token": 0.5, "connect": 0.5}
     gw = gateway_factory(models(route(a, 1.0, timeouts=timeouts), route(b, 0.0)))
-    behaviour = {"500": {"status": 500}, "429": {"status": 429, "retry_after": "1"}, "malformed": {"malformed": True},
-                 "hang": {"delay_headers": 3}}.get(failure)
+    behaviour = {
+        "500": {"status": 500},
+        "429": {"status": 429, "retry_after": "1"},
+        "malformed": {"malformed": True},
+        "hang": {"delay_headers": 3},
+    }.get(failure)
     if failure == "dead":
         a.stop_sync()
     else:

@@ -8,14 +8,21 @@ from adapters.kinds import KINDS
 from adapters.mock import count_tokens, reply_pieces, usage_for
 from adapters.openai_compat import OpenAIAdapter, normalize_usage
 from adapters.sse import SSEDecoder
-from routing.config import DeploymentConfig, MockOptions
+from routing.config import DeploymentConfig, MockOptions, Pricing
 from routing.cost import call_cost
-from routing.config import Pricing
 
 
 def dep(kind: str = "openai", key: str | None = "sk-k") -> DeploymentConfig:
-    return DeploymentConfig(name="d", model_id="pub", kind=kind, provider=kind, base_url="http://h/v1",
-                            provider_model_id="upstream-id", weight=1, api_key=key)
+    return DeploymentConfig(
+        name="d",
+        model_id="pub",
+        kind=kind,
+        provider=kind,
+        base_url="http://h/v1",
+        provider_model_id="upstream-id",
+        weight=1,
+        api_key=key,
+    )
 
 
 def test_build_replaces_model_forwards_unknown_fields_and_asks_for_usage() -> None:
@@ -39,8 +46,9 @@ def test_gemini_key_in_header_not_url_and_quirks_dropped() -> None:
 
 
 def test_deepseek_cache_fields_normalised() -> None:
-    usage = normalize_usage({"prompt_tokens": 30, "completion_tokens": 5, "prompt_cache_hit_tokens": 20,
-                             "prompt_cache_miss_tokens": 10})
+    usage = normalize_usage(
+        {"prompt_tokens": 30, "completion_tokens": 5, "prompt_cache_hit_tokens": 20, "prompt_cache_miss_tokens": 10}
+    )
     assert usage["prompt_tokens_details"]["cached_tokens"] == 20
     assert usage["total_tokens"] == 35
 
@@ -77,8 +85,11 @@ def test_mock_counts_are_honest() -> None:
 
 def test_cost_uses_cache_price_and_never_double_counts_reasoning() -> None:
     pricing = Pricing(prompt=1.0, completion=2.0, input_cache_reads=0.1)
-    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000,
-             "prompt_tokens_details": {"cached_tokens": 500_000},
-             "completion_tokens_details": {"reasoning_tokens": 400_000}}
+    usage = {
+        "prompt_tokens": 1_000_000,
+        "completion_tokens": 1_000_000,
+        "prompt_tokens_details": {"cached_tokens": 500_000},
+        "completion_tokens_details": {"reasoning_tokens": 400_000},
+    }
     assert call_cost(pricing, usage) == pytest.approx(0.5 + 0.05 + 2.0)
     assert call_cost(Pricing(), None, seconds=2.0, per_second=0.0003) == pytest.approx(0.0006)

@@ -29,8 +29,10 @@ def test_expand_default_and_missing() -> None:
 
 
 def test_weights_normalised_and_aliases_resolve(tmp_path: Path) -> None:
-    m, r = write(tmp_path, one([{"kind": "mock", "name": "a", "weight": 3}, {"kind": "mock", "name": "b", "weight": 1}],
-                               aliases=["mm"]))
+    m, r = write(
+        tmp_path,
+        one([{"kind": "mock", "name": "a", "weight": 3}, {"kind": "mock", "name": "b", "weight": 1}], aliases=["mm"]),
+    )
     config = load_config(m, r, {})
     from routing.manager import RoutingManager
 
@@ -43,11 +45,16 @@ def test_weights_normalised_and_aliases_resolve(tmp_path: Path) -> None:
     ("models", "fragment"),
     [
         (one([{"kind": "nope", "base_url": "http://x"}]), "models[0].route[0].kind: unknown kind 'nope'"),
-        (one([{"kind": "openai", "base_url": "http://x", "api_key": "k", "weight": -1}]), "route[0].weight: must be >= 0"),
+        (
+            one([{"kind": "openai", "base_url": "http://x", "api_key": "k", "weight": -1}]),
+            "route[0].weight: must be >= 0",
+        ),
         (one([{"kind": "openai", "base_url": "ftp://x", "api_key": "k"}]), "route[0].base_url: must be an http"),
         (one([{"kind": "openai", "base_url": "http://x", "api_key": "k", "weight": "heavy"}]), "must be a number"),
-        ({"models": [{"id": "a", "provider": "mock"}, {"id": "b", "provider": "mock", "aliases": ["a"]}]},
-         "'a' is already used by models[0]"),
+        (
+            {"models": [{"id": "a", "provider": "mock"}, {"id": "b", "provider": "mock", "aliases": ["a"]}]},
+            "'a' is already used by models[0]",
+        ),
         ({"models": [{"id": "a", "provider": "mock"}, {"id": "a", "provider": "mock"}]}, "already used"),
         ({"models": []}, "models: must list at least one model"),
         ("models: [\n  - id: a\n  bad", "malformed YAML at line"),
@@ -87,8 +94,10 @@ def test_routing_file_errors(tmp_path: Path) -> None:
 
 
 def test_unset_routing_endpoint_skips_entry_not_whole_file(tmp_path: Path) -> None:
-    routing = {"routing_parameter": {"local_fraction": 0.7},
-               "remote_deployment": [{"endpoint": "${LLAMA_BASE_URL}", "models": ["m"]}]}
+    routing = {
+        "routing_parameter": {"local_fraction": 0.7},
+        "remote_deployment": [{"endpoint": "${LLAMA_BASE_URL}", "models": ["m"]}],
+    }
     m, r = write(tmp_path, one([{"kind": "mock"}]), routing)
     config = load_config(m, r, {})
     assert config.routing.local_fraction == 0.7
@@ -97,11 +106,18 @@ def test_unset_routing_endpoint_skips_entry_not_whole_file(tmp_path: Path) -> No
 
 
 def test_hard_offload_removes_local_and_drops_empty_models(tmp_path: Path) -> None:
-    models = {"models": [
-        {"id": "hybrid", "route": [{"kind": "vllm", "base_url": "http://gpu:8000/v1/"},
-                                   {"kind": "openai", "base_url": "http://cloud/v1", "api_key": "k"}]},
-        {"id": "local-only", "route": [{"kind": "vllm", "base_url": "http://GPU:8000/v1"}]},
-    ]}
+    models = {
+        "models": [
+            {
+                "id": "hybrid",
+                "route": [
+                    {"kind": "vllm", "base_url": "http://gpu:8000/v1/"},
+                    {"kind": "openai", "base_url": "http://cloud/v1", "api_key": "k"},
+                ],
+            },
+            {"id": "local-only", "route": [{"kind": "vllm", "base_url": "http://GPU:8000/v1"}]},
+        ]
+    }
     m, r = write(tmp_path, models)
     config = load_config(m, r, {"OFFLOAD": "1", "LOCAL_BASE_URL": "http://gpu:8000/v1"})
     assert [mm.id for mm in config.models] == ["hybrid"]

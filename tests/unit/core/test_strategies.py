@@ -1,15 +1,22 @@
 from __future__ import annotations
 
 from routing.config import (
-    DeploymentConfig, EndpointGroup, GatewayConfig, ModelConfig, Pricing, RoutingConfig, StrategyConfig,
+    DeploymentConfig,
+    EndpointGroup,
+    GatewayConfig,
+    ModelConfig,
+    Pricing,
+    RoutingConfig,
+    StrategyConfig,
 )
 from routing.manager import RoutingManager
 from routing.strategies import Observed, cheapest_first, fastest_first, fixed
 
 
 def dep(name: str, url: str, weight: float = 1.0, kind: str = "openai", **kw: object) -> DeploymentConfig:
-    return DeploymentConfig(name=name, model_id="m", kind=kind, provider=kind, base_url=url,
-                            provider_model_id="m", weight=weight, **kw)  # type: ignore[arg-type]
+    return DeploymentConfig(
+        name=name, model_id="m", kind=kind, provider=kind, base_url=url, provider_model_id="m", weight=weight, **kw
+    )  # type: ignore[arg-type]
 
 
 LOCAL = dep("local", "http://gpu:8000/v1", kind="vllm")
@@ -18,9 +25,11 @@ OTHER = dep("other", "https://cloud.example/v1", weight=1.0)
 
 
 def routing(fraction: float = 0.6) -> RoutingConfig:
-    return RoutingConfig(local_fraction=fraction,
-                         local=(EndpointGroup("http://gpu:8000", ("m",)),),
-                         remote=(EndpointGroup("https://api.llama.com/compat/v1", ("m",)),))
+    return RoutingConfig(
+        local_fraction=fraction,
+        local=(EndpointGroup("http://gpu:8000", ("m",)),),
+        remote=(EndpointGroup("https://api.llama.com/compat/v1", ("m",)),),
+    )
 
 
 def test_fixed_splits_local_and_remote() -> None:
@@ -45,7 +54,9 @@ def test_unnamed_deployments_keep_their_share_and_sum_is_one() -> None:
 
 
 def test_manager_renormalises_when_a_deployment_goes_down() -> None:
-    config = GatewayConfig(models=(ModelConfig(id="m", name="m", deployments=(LOCAL, REMOTE, OTHER)),), routing=routing())
+    config = GatewayConfig(
+        models=(ModelConfig(id="m", name="m", deployments=(LOCAL, REMOTE, OTHER)),), routing=routing()
+    )
     manager = RoutingManager(config)
     assert manager.set_available(LOCAL.key, False, "health check failed")
     route = manager.route("m")
@@ -82,8 +93,10 @@ def test_cost_and_latency_strategies() -> None:
 
 
 def test_named_weighted_strategy_per_model() -> None:
-    r = RoutingConfig(strategies=(StrategyConfig("split", "weighted", weights=(("local", 70.0), ("remote", 30.0))),),
-                      model_strategies=(("m", "split"),))
+    r = RoutingConfig(
+        strategies=(StrategyConfig("split", "weighted", weights=(("local", 70.0), ("remote", 30.0))),),
+        model_strategies=(("m", "split"),),
+    )
     config = GatewayConfig(models=(ModelConfig(id="m", name="m", deployments=(LOCAL, REMOTE)),), routing=r)
     route = RoutingManager(config).route("m")
     assert route is not None and route.strategy == "split"
