@@ -79,14 +79,45 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     call = Call(request_id=request_id, model_id=route.model.id, stream=chat.stream)
     client = client_info(request, endpoint)
     settings = services.settings
+    holder = client.api_key_name or client.ip
+    finished = False
 
     async def finish(status: int, error: str) -> None:
+        nonlocal finished
+        if finished:
+            return
+        finished = True
+        if chat.stream:
+            services.stream_cap.release(holder)
         record = build_record(call, chat.original, status, error, client, settings.log_content)
+        services.metrics.observe_call(record, call.upstream_wait)
         await services.call_log.write(record)
-        if status >= 500:
-            log.warning("call %s model=%s failed with %d: %s", request_id, route.model.id, status, error)
+        log.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            "call",
+            extra={
+                "request_id": request_id,
+                "model": record.model_id,
+                "deployment": record.deployment,
+                "provider": record.provider,
+                "status": status,
+                "stream": record.stream,
+                "latency_ms": round(record.latency_ms, 2),
+                "ttft_ms": None if record.ttft_ms is None else round(record.ttft_ms, 2),
+                "attempts": len(record.attempts),
+                "tokens": record.total_tokens,
+                "error": error or None,
+            },
+        )
 
     if chat.stream:
+        if not services.stream_cap.acquire(holder):
+            raise APIError(
+                429,
+                f"too many concurrent streams for this client (limit {services.stream_cap.limit})",
+                code="too_many_streams",
+                type_="rate_limit_error",
+            )
 
         def who(stream: UpstreamStream | None) -> Identity:
             dep = stream.deployment if stream else call.deployment

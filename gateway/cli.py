@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -12,8 +11,9 @@ from routing.config import ConfigError
 
 
 def _configure_logging() -> None:
-    level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from gateway.logs import configure_logging
+
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json").lower())
 
 
 def check_config(settings: Settings) -> int:
@@ -40,6 +40,32 @@ def check_config(settings: Settings) -> int:
     return 0
 
 
+def use_multiprocess_metrics() -> None:
+    """Several workers share Prometheus metrics through files; the directory must exist before they start."""
+    from gateway.metrics import MULTIPROC_ENV, prepare_multiproc_dir
+    from gateway.settings import ROOT
+
+    path = os.environ.get(MULTIPROC_ENV) or str(ROOT / "var" / "prometheus")
+    prepare_multiproc_dir(path)
+    os.environ[MULTIPROC_ENV] = path
+
+
+def hash_key_command(name: str, key: str) -> int:
+    import secrets
+
+    from gateway.access import hash_key
+
+    if not name or " " in name:
+        print("the key name must be one word", file=sys.stderr)
+        return 2
+    generated = not key
+    key = key or f"sk-gw-{secrets.token_urlsafe(32)}"
+    if generated:
+        print(f"key (shown once, give it to the client): {key}", file=sys.stderr)
+    print(f"{name} sha256:{hash_key(key)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description="Hybrid LLM inference gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,12 +75,20 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
     serve.add_argument("--graceful-timeout", type=float, default=float(os.environ.get("GRACEFUL_TIMEOUT", "30")))
     sub.add_parser("check-config", help="validate config/models.yaml and routing.yaml and print the routing table")
+    hasher = sub.add_parser("hash-key", help="make a client key and its GATEWAY_KEYS_FILE line (stored hashed)")
+    hasher.add_argument("name", help="the key's name, as it will appear in the call log")
+    hasher.add_argument("--stdin", action="store_true", help="read the key from standard input instead of generating")
     args = parser.parse_args(argv)
     _configure_logging()
     if args.command == "check-config":
         return check_config(Settings.from_env())
+    if args.command == "hash-key":
+        return hash_key_command(args.name, sys.stdin.readline().strip() if args.stdin else "")
     import uvicorn
 
+    if args.workers > 1:
+        use_multiprocess_metrics()
+    os.environ["GATEWAY_CONFIGURE_LOGGING"] = "1"  # worker processes configure their own logging at start-up
     uvicorn.run(
         "gateway.app:app",
         host=args.host,

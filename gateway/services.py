@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+from gateway.metrics import Metrics, mark_worker_dead
 from gateway.settings import Settings
 from gateway.storage.settings import StorageSettings
 from gateway.storage.writer import CallLog, build_call_log
+from gateway.streamcap import StreamCap
 from routing.config import GatewayConfig
 from routing.executor import Executor, ExecutorSettings
 from routing.loader import load_config
@@ -29,11 +33,17 @@ class Services:
     transport: HttpTransport
     executor: Executor
     call_log: CallLog
+    stream_cap: StreamCap
+    metrics: Metrics
     started_at: float = field(default_factory=time.time)
 
     @property
     def config(self) -> GatewayConfig:
         return self.manager.config
+
+    def routing_snapshot(self) -> dict[str, Any]:
+        """The routing table as /routing shows it."""
+        return self.manager.snapshot()
 
 
 def load_gateway_config(settings: Settings) -> GatewayConfig:
@@ -57,10 +67,21 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     transport = HttpTransport(pool_size=settings.pool_size)
     await transport.start()
     call_log = build_call_log(StorageSettings.from_env(settings.env, settings.root))
+    metrics = Metrics()
     try:
         await call_log.start()
         executor = Executor(transport, ExecutorSettings(max_attempts=settings.max_attempts, deadline=settings.deadline))
-        yield Services(settings=settings, manager=manager, transport=transport, executor=executor, call_log=call_log)
+        yield Services(
+            settings=settings,
+            manager=manager,
+            transport=transport,
+            executor=executor,
+            call_log=call_log,
+            stream_cap=StreamCap(settings.max_streams_per_client),
+            metrics=metrics,
+        )
     finally:
         await call_log.close()
         await transport.close()
+        if metrics.multiprocess:
+            mark_worker_dead(os.getpid())

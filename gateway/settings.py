@@ -38,6 +38,9 @@ class Settings:
     log_content: bool = True
     pool_size: int = 0
     version: str = "0.1.0"
+    cors_origins: tuple[str, ...] = ()
+    max_header_bytes: int = 32 * 1024
+    max_streams_per_client: int = 64
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
@@ -69,4 +72,7 @@ class Settings:
             log_content=env.get("LOG_CONTENT", "true").strip().lower() in TRUE,
             pool_size=int(number("UPSTREAM_POOL_SIZE", 0)),
             version=env.get("GIT_SHA", "") or "0.1.0",
+            cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
+            max_header_bytes=int(number("MAX_HEADER_BYTES", 32 * 1024)),
+            max_streams_per_client=int(number("MAX_STREAMS_PER_CLIENT", 64)),
         )

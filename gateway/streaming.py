@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from routing.call import Call
 from routing.errors import RoutingError, UpstreamError
 from routing.executor import UpstreamStream
 
+log = logging.getLogger("gateway.stream")
 KEEPALIVE = b": keep-alive\n\n"
 Finish = Callable[[int, str], Awaitable[None]]
 
@@ -69,11 +71,18 @@ class StreamRelay:
             await self._relay(send)
         except (asyncio.CancelledError, ClientGone) as exc:
             if isinstance(exc, asyncio.CancelledError) and not gone.is_set():
-                raise  # cancelled by the server (shutdown), not by the client leaving
+                # cancelled by the server (shutdown grace period over), not by the client: still log the call
+                self.call.cancelled = True
+                await asyncio.shield(self.finish(503, "stream cancelled: the gateway was shutting down"))
+                raise
             while main.cancelling():
                 main.uncancel()
             self.call.cancelled = True
             await self.finish(499, "client disconnected before the stream finished")
+        except Exception:
+            log.exception("stream relay failed (request %s)", self.call.request_id)
+            await self.finish(500, "internal error while relaying the stream")
+            raise
         finally:
             self._done = True
             watcher.cancel()

@@ -1,0 +1,134 @@
+"""Who may call what: client API keys for the model API, an admin key for operator routes. Pure decisions."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+CLIENT_PREFIXES = ("/v1/", "/api/v1/chat/", "/api/v1/models")
+CLIENT_PATHS = frozenset({"/chat/completions", "/completion", "/models", "/inference"})
+ADMIN_PREFIXES = ("/routing", "/stats", "/api/v1/generation", "/metrics", "/admin", "/providers")
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.strip().encode()).hexdigest()
+
+
+class AccessConfigError(ValueError):
+    """The keys configuration is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Allowed (with the key's name), or refused with an HTTP status and a message."""
+
+    allowed: bool
+    key_name: str = ""
+    status: int = 200
+    message: str = ""
+    code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPolicy:
+    """Client keys (name -> sha256 hex), the admin key hash, and whether /metrics is open to scrapers."""
+
+    client_keys: tuple[tuple[str, str], ...] = ()
+    admin_key_hash: str = ""
+    metrics_public: bool = False
+
+    @property
+    def open(self) -> bool:
+        return not self.client_keys
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AccessPolicy:
+        keys: list[tuple[str, str]] = []
+        for i, item in enumerate(p for p in env.get("GATEWAY_API_KEYS", "").split(",") if p.strip()):
+            name, sep, key = item.strip().partition(":")
+            if not sep or not name or not key:
+                raise AccessConfigError(f"GATEWAY_API_KEYS entry {i + 1} must be name:key")
+            keys.append((name, hash_key(key)))
+        path = env.get("GATEWAY_KEYS_FILE", "").strip()
+        if path:
+            keys.extend(_read_keys_file(Path(path)))
+        admin = env.get("ADMIN_API_KEY", "").strip()
+        public = env.get("METRICS_PUBLIC", "false").strip().lower() in {"1", "true", "yes"}
+        return cls(client_keys=tuple(keys), admin_key_hash=hash_key(admin) if admin else "", metrics_public=public)
+
+    def decide(self, path: str, authorization: str, client_ip: str) -> Decision:
+        if path.startswith(ADMIN_PREFIXES):
+            if path.startswith("/metrics") and self.metrics_public:
+                return Decision(True)
+            return self._admin(authorization, client_ip)
+        if path in CLIENT_PATHS or path.startswith(CLIENT_PREFIXES):
+            return self._client(authorization)
+        return Decision(True)
+
+    def _client(self, authorization: str) -> Decision:
+        if self.open:
+            return Decision(True)
+        token = bearer(authorization)
+        if not token:
+            return Decision(
+                False, status=401, code="missing_api_key", message="missing API key: send `Authorization: Bearer <key>`"
+            )
+        digest = hash_key(token)
+        for name, stored in self.client_keys:
+            if hmac.compare_digest(stored, digest):
+                return Decision(True, key_name=name)
+        if self.admin_key_hash and hmac.compare_digest(self.admin_key_hash, digest):
+            return Decision(True, key_name="admin")
+        return Decision(False, status=401, code="invalid_api_key", message="invalid API key")
+
+    def _admin(self, authorization: str, client_ip: str) -> Decision:
+        if not self.admin_key_hash:
+            if client_ip in LOOPBACK:
+                return Decision(True, key_name="local-admin")
+            return Decision(
+                False,
+                status=403,
+                code="admin_disabled",
+                message="admin routes need ADMIN_API_KEY to be set (or a call from this host)",
+            )
+        token = bearer(authorization)
+        if not token:
+            return Decision(
+                False,
+                status=401,
+                code="missing_api_key",
+                message="admin route: send `Authorization: Bearer <admin key>`",
+            )
+        if hmac.compare_digest(self.admin_key_hash, hash_key(token)):
+            return Decision(True, key_name="admin")
+        return Decision(False, status=403, code="invalid_admin_key", message="this key may not use admin routes")
+
+
+def bearer(authorization: str) -> str:
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _read_keys_file(path: Path) -> list[tuple[str, str]]:
+    """Lines `name sha256:<hex>` (comments with #); keys are stored hashed, never in plain text."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise AccessConfigError(f"GATEWAY_KEYS_FILE {path}: cannot read ({exc.strerror})") from None
+    keys: list[tuple[str, str]] = []
+    for number, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, _, digest = line.partition(" ")
+        digest = digest.strip().removeprefix("sha256:")
+        if not name or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise AccessConfigError(
+                f"{path}:{number}: expected `name sha256:<64 hex>`; make one with `gateway hash-key NAME`"
+            )
+        keys.append((name, digest))
+    return keys
