@@ -84,25 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         return check_config(Settings.from_env())
     if args.command == "hash-key":
         return hash_key_command(args.name, sys.stdin.readline().strip() if args.stdin else "")
-    import uvicorn
+    from gateway.server import run_server
 
     if args.workers > 1:
         use_multiprocess_metrics()
     os.environ["GATEWAY_CONFIGURE_LOGGING"] = "1"  # worker processes configure their own logging at start-up
-    uvicorn.run(
-        "gateway.app:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=args.graceful_timeout,
-        log_config=None,
-    )
-    return 0
+    return run_server(args.host, args.port, args.workers, args.graceful_timeout)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,47 @@
+"""Run uvicorn: one worker in this process, or several under uvicorn's supervisor."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+STARTUP_FAILURE = 3
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn re-raises a captured SIGTERM after its graceful shutdown, so the process dies by that signal.
+    When the drain completed, the exit is clean: return normally and let the process exit 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                if self.started:
+                    self._captured_signals.clear()
+
+
+def run_server(host: str, port: int, workers: int, graceful_timeout: float) -> int:
+    config = uvicorn.Config(
+        "gateway.app:app",
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=graceful_timeout,
+        log_config=None,
+    )
+    if workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return 0
+    server = GracefulServer(config)
+    server.run()
+    return 0 if server.started else STARTUP_FAILURE
