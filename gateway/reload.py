@@ -18,6 +18,7 @@ def reload_config(services: Services) -> str:
         log.error("config reload refused, keeping the running config: %s", exc)
         return str(exc)
     services.manager.replace_config(config)
+    services.deployments.restart_soon()
     report_config(config)
     log.info("config reloaded (routing version %d)", services.manager.version)
     return ""

@@ -10,18 +10,24 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.deployment_state import DeploymentState
 from gateway.metrics import Metrics, mark_worker_dead
 from gateway.settings import Settings
 from gateway.storage.settings import StorageSettings
 from gateway.storage.writer import CallLog, build_call_log
 from gateway.streamcap import StreamCap
+from routing.breaker import BreakerBoard
 from routing.config import GatewayConfig
 from routing.executor import Executor, ExecutorSettings
+from routing.guards import Guards
 from routing.loader import load_config
 from routing.manager import RoutingManager
+from routing.ratelimit import InProcessRateLimiter, RateLimiter
+from routing.strategies import Observed
 from routing.transport import HttpTransport
 
 log = logging.getLogger("gateway")
+_NO_OBSERVATION = Observed()
 
 
 @dataclass(slots=True)
@@ -35,6 +41,8 @@ class Services:
     call_log: CallLog
     stream_cap: StreamCap
     metrics: Metrics
+    deployments: DeploymentState
+    limiter: RateLimiter
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -42,8 +50,15 @@ class Services:
         return self.manager.config
 
     def routing_snapshot(self) -> dict[str, Any]:
-        """The routing table as /routing shows it."""
-        return self.manager.snapshot()
+        """The routing table as /routing shows it, with each deployment's health, circuit and load."""
+        snapshot = self.manager.snapshot()
+        by_name = {(d.model_id, d.name): d for d in self.manager.deployments()}
+        for model_id, info in snapshot["models"].items():
+            for row in info["deployments"]:
+                dep = by_name.get((model_id, row["deployment"]))
+                if dep is not None and dep.enabled:
+                    row.update(self.deployments.describe(dep))
+        return snapshot
 
 
 def load_gateway_config(settings: Settings) -> GatewayConfig:
@@ -58,6 +73,20 @@ def report_config(config: GatewayConfig) -> None:
     log.info("serving %d model(s): %s", len(served), ", ".join(served) or "none")
 
 
+def build_limiter(settings: Settings) -> RateLimiter:
+    """Redis when REDIS_URL is set (shared by every worker and replica), else in this process.
+
+    A Redis outage fails open (admits, with a warning): the limits protect upstream quotas, and refusing every
+    call because the counter store is down would be the worse outage.
+    """
+    url = settings.env.get("REDIS_URL", "").strip()
+    if not url:
+        return InProcessRateLimiter()
+    from routing.ratelimit_redis import RedisRateLimiter
+
+    return RedisRateLimiter.from_url(url, prefix=settings.env.get("RATE_LIMIT_PREFIX", "gw:rl"), fail_open=True)
+
+
 @asynccontextmanager
 async def running_services(settings: Settings) -> AsyncIterator[Services]:
     """Build, start and finally stop every app-wide object."""
@@ -68,9 +97,21 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     await transport.start()
     call_log = build_call_log(StorageSettings.from_env(settings.env, settings.root))
     metrics = Metrics()
+    limiter = build_limiter(settings)
+    breakers = BreakerBoard()
+    guards = Guards(breakers, limiter)
+    state = DeploymentState(manager, transport, guards, metrics)
+    guards.on_state = state.circuit_changed
     try:
         await call_log.start()
-        executor = Executor(transport, ExecutorSettings(max_attempts=settings.max_attempts, deadline=settings.deadline))
+        await state.start()
+        executor = Executor(
+            transport,
+            ExecutorSettings(max_attempts=settings.max_attempts, deadline=settings.deadline),
+            guards=guards,
+            on_ttft=manager.observe_ttft,
+            latency=lambda dep: manager.observed().get(dep.key, _NO_OBSERVATION).ttft_ms,
+        )
         yield Services(
             settings=settings,
             manager=manager,
@@ -79,9 +120,13 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             call_log=call_log,
             stream_cap=StreamCap(settings.max_streams_per_client),
             metrics=metrics,
+            deployments=state,
+            limiter=limiter,
         )
     finally:
+        await state.close()
         await call_log.close()
+        await limiter.close()
         await transport.close()
         if metrics.multiprocess:
             mark_worker_dead(os.getpid())

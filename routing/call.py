@@ -55,7 +55,11 @@ class Call:
 
     @property
     def fallback_used(self) -> bool:
-        return len(self.attempts) > 1
+        return sum(1 for a in self.attempts if a.outcome != "skipped") > 1
+
+    def add_skip(self, dep: DeploymentConfig, reason: str) -> None:
+        """A deployment passed over without a request: its circuit was open, it was full or rate-limited."""
+        self.attempts.append(Attempt(dep.name, dep.provider, "skipped", None, 0.0, reason))
 
     def add_attempt(
         self, dep: DeploymentConfig, outcome: str, status: int | None, began: float, error: str = ""

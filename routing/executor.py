@@ -5,28 +5,47 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters.base import Adapter, ProtocolError
 from adapters.kinds import kind_spec
-from adapters.openai_compat import OpenAIAdapter
+from adapters.registry import adapter_for
 from routing import mock_backend
+from routing.backoff import RetryPolicy, classify_failure
+from routing.breaker import BreakerBoard
 from routing.call import Call
 from routing.config import DeploymentConfig
-from routing.errors import AllAttemptsFailed, ClientRequestError, NoDeploymentAvailable, UpstreamError
+from routing.errors import AllAttemptsFailed, ClientRequestError, NoDeploymentAvailable, RateLimited, UpstreamError
+from routing.guards import Admission, Guards, Skip
 from routing.manager import ModelRoute
+from routing.ratelimit import InProcessRateLimiter, estimate_tokens
 from routing.selection import attempt_order
+from routing.strategies import unit_price
 from routing.transport import HttpTransport
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutorSettings:
-    """Bounds of one call: how many upstream attempts and how long in all."""
+    """Bounds of one call: upstream attempts, total time, how long to queue when every deployment is full."""
 
     max_attempts: int = 3
     deadline: float = 600.0
+    queue_timeout: float = 5.0
+    retry: RetryPolicy = RetryPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """Per-request routing inputs (Beacon's API): region, provider, cost or latency first."""
+
+    region: str = ""
+    strict_region: bool = False
+    provider: str = ""
+    cost_priority: bool | None = None
 
 
 def _outcome(exc: UpstreamError) -> str:
@@ -49,6 +68,9 @@ def _meaningful(chunk: dict[str, Any]) -> bool:
     return bool(chunk.get("usage"))
 
 
+Attempt = Callable[[DeploymentConfig, float, Admission], Awaitable[T]]
+
+
 class Executor:
     """Runs a call against a model's deployments: weighted first pick, fallback by weight, one deadline."""
 
@@ -57,10 +79,16 @@ class Executor:
         transport: HttpTransport,
         settings: ExecutorSettings = ExecutorSettings(),
         draw: Callable[[], float] | None = None,
+        guards: Guards | None = None,
+        on_ttft: Callable[[str, float], None] | None = None,
+        latency: Callable[[DeploymentConfig], float | None] | None = None,
     ) -> None:
         self.transport, self.settings = transport, settings
         self._draw = draw or random.Random().random
         self._adapters: dict[str, Adapter] = {}
+        self.guards = guards or Guards(BreakerBoard(), InProcessRateLimiter())
+        self._on_ttft = on_ttft
+        self._latency_of = latency
 
     def adapter(self, dep: DeploymentConfig) -> Adapter:
         adapter = self._adapters.get(dep.kind)
@@ -68,47 +96,114 @@ class Executor:
             spec = kind_spec(dep.kind)
             if spec is None:
                 raise NoDeploymentAvailable(f"deployment {dep.name} has unknown kind {dep.kind}")
-            adapter = OpenAIAdapter(spec)
+            adapter = adapter_for(spec)
             self._adapters[dep.kind] = adapter
         return adapter
 
-    def register_adapter(self, kind: str, adapter: Adapter) -> None:
-        self._adapters[kind] = adapter
-
-    def plan(self, route: ModelRoute) -> list[DeploymentConfig]:
-        """Deployments to try, in order: a weighted draw first, then the others by weight."""
+    def plan(self, route: ModelRoute, prefs: Preferences | None = None) -> list[DeploymentConfig]:
+        """Every usable deployment in the order to try: a weighted draw first, then the others by weight,
+        reordered by the request's preferences; those whose circuit is open go last."""
         if not route.entries:
             raise NoDeploymentAvailable(f"model {route.model.id} has no enabled deployment")
-        order = attempt_order(route.entries, route.weights, self._draw())
-        return [e.deployment for e in order][: self.settings.max_attempts]
+        order = [e.deployment for e in attempt_order(route.entries, route.weights, self._draw())]
+        if prefs is not None:
+            order = preferred_order(order, prefs, self._latency)
+            if prefs.strict_region and prefs.region:
+                order = [d for d in order if d.region == prefs.region]
+                if not order:
+                    raise NoDeploymentAvailable(f"no deployment of {route.model.id} in region {prefs.region}")
+        return sorted(order, key=lambda d: not self.guards.available(d))
 
-    async def complete(self, route: ModelRoute, payload: dict[str, Any], call: Call) -> dict[str, Any]:
-        """A non-streamed completion, falling back before anything reached the client."""
-        deadline = time.monotonic() + self.settings.deadline
+    def _latency(self, dep: DeploymentConfig) -> float | None:
+        return self._latency_of(dep) if self._latency_of is not None else None
+
+    async def _run(
+        self, route: ModelRoute, payload: dict[str, Any], call: Call, attempt: Attempt[T], prefs: Preferences | None
+    ) -> T:
+        """The one retry loop: attempts in plan order, skipping deployments that cannot take one now."""
+        settings = self.settings
+        deadline = time.monotonic() + settings.deadline
+        plan = self.plan(route, prefs)
+        tokens = estimate_tokens(payload.get("messages") or (), _max_tokens(payload))
         last: UpstreamError | None = None
-        for dep in self.plan(route):
-            budget = deadline - time.monotonic()
-            if budget <= 0:
+        made, rounds, forced = 0, 0, False
+        while made < settings.max_attempts:
+            skips: list[Skip] = []
+            progressed = False
+            for dep in plan:
+                if made >= settings.max_attempts or time.monotonic() >= deadline:
+                    break
+                admitted = await self.guards.admit(dep, route.model, tokens, force=forced and dep is plan[0])
+                if isinstance(admitted, Skip):
+                    skips.append(admitted)
+                    continue
+                made += 1
+                progressed = True
+                began = time.perf_counter()
+                try:
+                    return await attempt(dep, deadline - time.monotonic(), admitted)
+                except ClientRequestError as exc:
+                    call.add_attempt(dep, "client_error", exc.status, began, exc.message)
+                    raise
+                except UpstreamError as exc:
+                    call.upstream_wait += time.perf_counter() - began
+                    call.add_attempt(dep, _outcome(exc), exc.upstream_status, began, exc.message)
+                    last = exc
+                    # the transport already sorted client errors out; what remains may go elsewhere
+                    kind = classify_failure(exc.kind, exc.upstream_status)
+                    if not exc.retryable or (kind != "client" and not settings.retry.retryable(kind)):
+                        raise AllAttemptsFailed(_summary(route, call), last) from None
+            if time.monotonic() >= deadline or made >= settings.max_attempts:
                 break
+            if not progressed:
+                for skip in skips:
+                    call.add_skip(skip.dep, skip.reason)
+                if skips and all(s.reason == "rate_limited" for s in skips):
+                    raise _rate_limited(route, skips)
+                if any(s.reason == "full" for s in skips):
+                    if not await self.guards.wait_for_room(min(settings.queue_timeout, deadline - time.monotonic())):
+                        raise NoDeploymentAvailable(f"every deployment of {route.model.id} is at max_concurrent")
+                    continue
+                if forced:
+                    break
+                # every circuit is open: still try the one most likely to recover rather than fail untried
+                best = self.guards.breakers.best_to_try([d.key for d in plan], time.monotonic())
+                plan = sorted(plan, key=lambda d: d.key != best)
+                forced = True
+                continue
+            await asyncio.sleep(min(settings.retry.delay(rounds, self._draw()), max(0.0, deadline - time.monotonic())))
+            rounds += 1
+        if last is None:
+            raise NoDeploymentAvailable(_summary(route, call))
+        raise AllAttemptsFailed(_summary(route, call), last)
+
+    async def complete(
+        self, route: ModelRoute, payload: dict[str, Any], call: Call, prefs: Preferences | None = None
+    ) -> dict[str, Any]:
+        """A non-streamed completion, falling back before anything reached the client."""
+
+        async def attempt(dep: DeploymentConfig, budget: float, admitted: Admission) -> dict[str, Any]:
             began = time.perf_counter()
             try:
                 result = await self._complete_once(dep, payload, budget)
-            except ClientRequestError as exc:
-                call.upstream_wait += time.perf_counter() - began
-                call.add_attempt(dep, "client_error", exc.status, began, exc.message)
-                raise
             except UpstreamError as exc:
-                call.upstream_wait += time.perf_counter() - began
-                call.add_attempt(dep, _outcome(exc), exc.upstream_status, began, exc.message)
-                last = exc
-                continue
-            call.upstream_wait += time.perf_counter() - began
+                await self.guards.finish(admitted, exc)
+                raise
+            except BaseException:
+                await self.guards.finish(admitted, judged=False)
+                raise
+            elapsed = time.perf_counter() - began
+            call.upstream_wait += elapsed
             call.add_attempt(dep, "ok", 200, began)
             call.deployment = dep
             call.first_token_at = time.perf_counter()
             _account_completion(call, result)
+            await self.guards.finish(admitted, tokens=_total_tokens(call))
+            if self._on_ttft is not None:
+                self._on_ttft(dep.key, elapsed * 1000.0)
             return result
-        raise AllAttemptsFailed(_summary(route, call), last)
+
+        return await self._run(route, payload, call, attempt, prefs)
 
     async def _complete_once(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
         if dep.kind == "mock":
@@ -119,14 +214,12 @@ class Executor:
         resp = await self.transport.open(dep, request, adapter, budget)
         return await self.transport.read_json(dep, resp, adapter)
 
-    async def stream(self, route: ModelRoute, payload: dict[str, Any], call: Call) -> UpstreamStream:
+    async def stream(
+        self, route: ModelRoute, payload: dict[str, Any], call: Call, prefs: Preferences | None = None
+    ) -> UpstreamStream:
         """Open a stream, falling back until one deployment sends its first meaningful chunk (the commit point)."""
-        deadline = time.monotonic() + self.settings.deadline
-        last: UpstreamError | None = None
-        for dep in self.plan(route):
-            budget = deadline - time.monotonic()
-            if budget <= 0:
-                break
+
+        async def attempt(dep: DeploymentConfig, budget: float, admitted: Admission) -> UpstreamStream:
             began = time.perf_counter()
             events = self._events(dep, payload, budget)
             head: list[dict[str, Any]] = []
@@ -142,25 +235,23 @@ class Executor:
             except TimeoutError:
                 await events.aclose()
                 exc = UpstreamError("timeout", f"{dep.name}: no first token within {dep.timeouts.first_token:g}s")
-                call.upstream_wait += time.perf_counter() - began
-                call.add_attempt(dep, "timeout", None, began, exc.message)
-                last = exc
-                continue
+                await self.guards.finish(admitted, exc)
+                raise exc from None
             except UpstreamError as exc:
                 await events.aclose()
-                call.upstream_wait += time.perf_counter() - began
-                call.add_attempt(dep, _outcome(exc), exc.upstream_status, began, exc.message)
-                last = exc
-                continue
-            except BaseException as exc:
+                await self.guards.finish(admitted, exc)
+                raise
+            except BaseException:
                 await events.aclose()
-                if isinstance(exc, ClientRequestError):
-                    call.add_attempt(dep, "client_error", exc.status, began, exc.message)
+                await self.guards.finish(admitted, judged=False)
                 raise
             call.deployment = dep
             call.first_token_at = time.perf_counter()
-            return UpstreamStream(dep, head, events, call, began)
-        raise AllAttemptsFailed(_summary(route, call), last)
+            if self._on_ttft is not None:
+                self._on_ttft(dep.key, (call.first_token_at - began) * 1000.0)
+            return UpstreamStream(dep, head, events, call, began, self.guards, admitted)
+
+        return await self._run(route, payload, call, attempt, prefs)
 
     async def _events(
         self, dep: DeploymentConfig, payload: dict[str, Any], budget: float
@@ -218,8 +309,11 @@ class UpstreamStream:
         events: AsyncGenerator[dict[str, Any]],
         call: Call,
         began: float,
+        guards: Guards,
+        admitted: Admission,
     ) -> None:
         self.deployment, self._head, self._events, self._call, self._began = dep, head, events, call, began
+        self._guards, self._admitted = guards, admitted
         self._recorded = False
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
@@ -233,23 +327,31 @@ class UpstreamStream:
                 _account_chunk(call, chunk)
                 yield chunk
         except UpstreamError as exc:
-            self._record("timeout" if exc.kind == "timeout" else "error", exc.message)
+            await self._record("timeout" if exc.kind == "timeout" else "error", exc.message, exc)
             raise
         except BaseException:
-            self._record("cancelled", "client went away")
+            await self._record("cancelled", "client went away", None)
             raise
         finally:
             await self._events.aclose()
             call.upstream_wait += time.perf_counter() - self._began
-        self._record("ok", "")
+        await self._record("ok", "", None)
 
     async def aclose(self) -> None:
         await self._events.aclose()
+        await self._record("cancelled", "closed before the end", None)
 
-    def _record(self, outcome: str, error: str) -> None:
-        if not self._recorded:
-            self._recorded = True
-            self._call.add_attempt(self.deployment, outcome, 200, self._began, error)
+    async def _record(self, outcome: str, error: str, exc: UpstreamError | None) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        self._call.add_attempt(self.deployment, outcome, 200, self._began, error)
+        if outcome == "ok":
+            await self._guards.finish(self._admitted, tokens=_total_tokens(self._call))
+        elif exc is not None:
+            await self._guards.finish(self._admitted, exc)
+        else:
+            await self._guards.finish(self._admitted, judged=False)
 
 
 def _account_chunk(call: Call, chunk: dict[str, Any]) -> None:
@@ -300,6 +402,46 @@ def chunks_from_completion(result: dict[str, Any]) -> list[dict[str, Any]]:
     if result.get("usage"):
         chunks.append({**base, "choices": [], "usage": result["usage"]})
     return chunks
+
+
+def _max_tokens(payload: dict[str, Any]) -> int | None:
+    value = payload.get("max_tokens") or payload.get("max_completion_tokens")
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _total_tokens(call: Call) -> int:
+    usage = call.usage or {}
+    return int(
+        usage.get("total_tokens") or int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
+    )
+
+
+def _rate_limited(route: ModelRoute, skips: list[Skip]) -> RateLimited:
+    waits = [s.retry_after for s in skips if s.retry_after is not None]
+    wait = min(waits) if waits else 1.0
+    headers = skips[0].denial.headers() if skips[0].denial is not None else {}
+    return RateLimited(
+        f"every deployment of {route.model.id} is at its rate limit; retry in {wait:.1f}s", wait, headers
+    )
+
+
+def preferred_order(
+    order: list[DeploymentConfig], prefs: Preferences, latency: Callable[[DeploymentConfig], float | None]
+) -> list[DeploymentConfig]:
+    """Stable reorder: preferred provider first, then preferred region, then cost or latency as asked."""
+
+    def key(dep: DeploymentConfig) -> tuple[Any, ...]:
+        observed = latency(dep)
+        lat = float("inf") if observed is None else observed
+        price = unit_price(dep)
+        speed = (price, lat) if prefs.cost_priority else (lat, price)
+        return (
+            bool(prefs.provider) and prefs.provider not in (dep.provider, dep.kind, dep.name),
+            bool(prefs.region) and dep.region != prefs.region,
+            *(speed if prefs.cost_priority is not None else ()),
+        )
+
+    return sorted(order, key=key)
 
 
 def _summary(route: ModelRoute, call: Call) -> str:

@@ -123,7 +123,9 @@ def test_all_deployments_failing_gives_502_without_secrets(gateway_factory: Gate
     assert info.value.status_code == 502
     text = info.value.response.text
     assert "sk-test" not in text and "Traceback" not in text
-    assert info.value.response.headers["x-gateway-attempts"] == "2"
+    # both deployments, then one backed-off retry: ROUTER_MAX_ATTEMPTS (3) bounds the total
+    assert info.value.response.headers["x-gateway-attempts"] == "3"
+    assert a.count + b.count == 3
 
 
 def test_upstream_client_error_is_returned_not_retried(gateway_factory: GatewayFactory, upstreams) -> None:
@@ -168,6 +170,7 @@ def test_health_and_routing_report_real_state(gateway_factory: GatewayFactory, u
     assert health.status_code == 200
     body = health.json()
     assert body["models"]["m"]["deployments_total"] == 3 and body["models"]["m"]["deployments_enabled"] == 2
+    assert body["providers_total"] == 3 and body["providers_healthy"] == 2 and body["status"] == "degraded"
     assert body["disabled_deployments"][0]["deployment"] == "ds"
     assert "DEEPSEEK_KEY_FOR_TEST" in body["disabled_deployments"][0]["reason"]
     table = httpx.get(f"{gw.url}/routing").json()

@@ -1,0 +1,28 @@
+"""Which adapter translates each schema: one instance per kind, built from its KindSpec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from adapters.base import Adapter
+from adapters.beacon import GolemAdapter, ModalAdapter, RunPodAdapter
+from adapters.kinds import KindSpec
+from adapters.openai_compat import OpenAIAdapter
+
+_FACTORIES: dict[str, Callable[[KindSpec], Adapter]] = {
+    "openai": OpenAIAdapter,
+    "golem": GolemAdapter,
+    "modal": ModalAdapter,
+    "runpod": RunPodAdapter,
+}
+
+
+def adapter_for(spec: KindSpec) -> Adapter:
+    """The adapter for a kind's schema; KeyError for `mock` (served in-process) and unknown schemas."""
+    factory = _FACTORIES.get(spec.schema)
+    if factory is not None:
+        return factory(spec)
+    if spec.schema == "mock":
+        raise KeyError(f"kind {spec.kind!r} has schema 'mock', which the executor serves in-process without an adapter")
+    known = ", ".join(sorted(_FACTORIES))
+    raise KeyError(f"kind {spec.kind!r} has schema {spec.schema!r}, which no adapter translates (known: {known})")

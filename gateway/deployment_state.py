@@ -1,0 +1,110 @@
+"""Live state per deployment: health probes that steer routing weights, circuit breakers, in-flight counts.
+
+Health flips go straight into the RoutingManager (weight 0 and renormalise), so /routing shows them at
+once; circuit state is consulted per call by the executor and shown beside the weights.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from gateway.metrics import Metrics
+from routing.config import DeploymentConfig
+from routing.guards import Guards
+from routing.health import HealthMonitor, probe_targets
+from routing.manager import RoutingManager
+from routing.transport import HttpTransport
+
+log = logging.getLogger("gateway.health")
+
+
+class DeploymentState:
+    """Owns the health monitor and reports health and circuit changes to routing and metrics."""
+
+    def __init__(self, manager: RoutingManager, transport: HttpTransport, guards: Guards, metrics: Metrics) -> None:
+        self.manager, self.transport, self.guards, self.metrics = manager, transport, guards, metrics
+        self.monitor: HealthMonitor | None = None
+        self._restart: asyncio.Task[None] | None = None
+
+    def _deployment(self, key: str) -> DeploymentConfig | None:
+        for dep in self.manager.deployments():
+            if dep.key == key:
+                return dep
+        return None
+
+    async def start(self) -> None:
+        routing = self.manager.config.routing
+        targets = probe_targets(self.manager.deployments(), routing.health_check, routing.timeout or 5.0)
+        if targets:
+            self.monitor = HealthMonitor(self.transport.session, targets, on_change=self._health_changed)
+            await self.monitor.start()
+            log.info("health checks: %d deployment(s) probed", len(targets))
+        for dep in self.manager.deployments():
+            self._publish(dep)
+
+    async def close(self) -> None:
+        if self._restart is not None:
+            await self._restart
+        if self.monitor is not None:
+            await self.monitor.close()
+            self.monitor = None
+
+    def restart_soon(self) -> None:
+        """After a config reload: probe the new set of deployments."""
+
+        async def restart() -> None:
+            if self.monitor is not None:
+                await self.monitor.close()
+                self.monitor = None
+            await self.start()
+
+        previous = self._restart
+        self._restart = asyncio.get_running_loop().create_task(restart())
+        if previous is not None and not previous.done():
+            previous.cancel()
+
+    def _health_changed(self, key: str, healthy: bool, detail: str) -> None:
+        self.manager.set_available(key, healthy, "" if healthy else f"health check failed: {detail}")
+        log.warning(
+            "deployment %s is %s%s", key, "healthy" if healthy else "UNHEALTHY", f" ({detail})" if detail else ""
+        )
+        dep = self._deployment(key)
+        if dep is not None:
+            self._publish(dep)
+
+    def circuit_changed(self, key: str) -> None:
+        dep = self._deployment(key)
+        if dep is not None:
+            state = self.guards.breakers.state(key)
+            log.warning("deployment %s circuit is %s", key, state.status)
+            self._publish(dep)
+
+    def _publish(self, dep: DeploymentConfig) -> None:
+        healthy = self.monitor.healthy(dep.key) if self.monitor is not None else True
+        self.metrics.set_deployment_state(dep.model_id, dep.name, healthy, self.guards.breakers.state(dep.key).status)
+
+    def describe(self, dep: DeploymentConfig) -> dict[str, Any]:
+        """Health, circuit and load of one deployment, for /routing, /health and /providers."""
+        now = time.monotonic()
+        breaker = self.guards.breakers.state(dep.key, now)
+        info: dict[str, Any] = {
+            "circuit": breaker.status,
+            "circuit_retry_in_s": round(max(0.0, (breaker.until or now) - now), 1) if breaker.status == "open" else 0,
+            "blocked_for_s": round(max(0.0, (breaker.blocked_until or now) - now), 1),
+            "recent_error_rate": round(breaker.error_rate, 3),
+            "in_flight": self.guards.in_flight(dep.key),
+            "health": "unknown",
+            "last_health_check": None,
+            "last_health_error": "",
+        }
+        if self.monitor is None or dep.key not in self.monitor.targets:
+            info["health"] = "not probed"
+            return info
+        health = self.monitor.state(dep.key)
+        info["health"] = health.status
+        info["last_health_check"] = health.last_check
+        info["last_health_error"] = health.last_error
+        return info

@@ -1,0 +1,131 @@
+"""Admission of one attempt to one deployment: concurrency cap, circuit breaker, rate limits; then settlement.
+
+Every admission is finished exactly once: the breaker learns the outcome, the rate-limit reservation is
+settled with the real usage (or released), and the in-flight count drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from routing.backoff import classify_failure, is_deployment_fault
+from routing.breaker import BreakerBoard
+from routing.config import DeploymentConfig, ModelConfig
+from routing.errors import UpstreamError
+from routing.ratelimit import Denial, Limit, RateLimiter, Reservation, deployment_limit, model_limit
+
+log = logging.getLogger("gateway.guards")
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An attempt may go ahead; `finish` must be called once with its outcome."""
+
+    dep: DeploymentConfig
+    reservation: Reservation | None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """This deployment cannot take the attempt now: `full`, `circuit_open` or `rate_limited`."""
+
+    dep: DeploymentConfig
+    reason: str
+    retry_after: float | None = None
+    denial: Denial | None = None
+
+
+class Guards:
+    """Shared per-process state about deployments: in-flight counts, breakers, rate limiter."""
+
+    def __init__(
+        self,
+        breakers: BreakerBoard,
+        limiter: RateLimiter,
+        on_state: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.breakers, self.limiter, self.on_state, self._clock = breakers, limiter, on_state, clock
+        self._in_flight: dict[str, int] = {}
+        self._freed = asyncio.Condition()
+
+    def in_flight(self, key: str) -> int:
+        return self._in_flight.get(key, 0)
+
+    def available(self, dep: DeploymentConfig) -> bool:
+        return self.breakers.available(dep.key, self._clock())
+
+    def has_room(self, dep: DeploymentConfig) -> bool:
+        return not dep.max_concurrent or self._in_flight.get(dep.key, 0) < dep.max_concurrent
+
+    async def admit(
+        self, dep: DeploymentConfig, model: ModelConfig, tokens: int, force: bool = False
+    ) -> Admission | Skip:
+        if not self.has_room(dep):
+            return Skip(dep, "full")
+        now = self._clock()
+        if not self.breakers.try_acquire(dep.key, now, force=force):
+            state = self.breakers.state(dep.key, now)
+            ready = max(t for t in (state.until, state.blocked_until, now) if t is not None)
+            return Skip(dep, "circuit_open", ready - now)
+        limits = _limits(dep, model)
+        reservation: Reservation | None = None
+        if limits:
+            outcome = await self.limiter.reserve(limits, tokens)
+            if isinstance(outcome, Denial):
+                self.breakers.release(dep.key)
+                return Skip(dep, "rate_limited", outcome.retry_after, outcome)
+            reservation = outcome
+        self._in_flight[dep.key] = self._in_flight.get(dep.key, 0) + 1
+        return Admission(dep, reservation)
+
+    async def finish(
+        self, admission: Admission, error: UpstreamError | None = None, tokens: int | None = None, judged: bool = True
+    ) -> None:
+        """Outcome of an admitted attempt: success (no error), an upstream failure, or no verdict (judged=False)."""
+        key = admission.dep.key
+        self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
+        before = self.breakers.state(key, self._clock()).status
+        now = self._clock()
+        if not judged:
+            self.breakers.release(key)
+        elif error is None:
+            self.breakers.record_success(key, now)
+        else:
+            kind = classify_failure(error.kind, error.upstream_status)
+            self.breakers.record_failure(key, now, error.retry_after, counts=is_deployment_fault(kind))
+        if admission.reservation is not None:
+            try:
+                if error is None and tokens is not None:
+                    await self.limiter.settle(admission.reservation, tokens)
+                else:
+                    await self.limiter.release(admission.reservation)
+            except Exception as exc:  # a limiter outage must not fail a finished call
+                log.warning("rate limiter settle failed for %s: %s", key, type(exc).__name__)
+        if self.on_state is not None and self.breakers.state(key, now).status != before:
+            self.on_state(key)
+        async with self._freed:
+            self._freed.notify_all()
+
+    async def wait_for_room(self, timeout: float) -> bool:
+        """Wait (bounded) until some attempt finishes; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._freed:
+                    await self._freed.wait()
+            return True
+        except TimeoutError:
+            return False
+
+
+def _limits(dep: DeploymentConfig, model: ModelConfig) -> list[Limit]:
+    limits = []
+    if dep.rpm or dep.tpm:
+        limits.append(deployment_limit(dep.key, dep.rpm, dep.tpm))
+    if model.rpm or model.tpm:
+        limits.append(model_limit(model.id, model.rpm, model.tpm))
+    return limits
