@@ -38,6 +38,11 @@ KINDS: dict[str, KindSpec] = {
             drop_params=("logit_bias", "logprobs", "top_logprobs"),
         ),
         KindSpec("mock", "mock", "mock", "mock://local", key_required=False, local=True, health_path=""),
+        # Project Beacon: Golem provider nodes, Modal web endpoints, RunPod serverless (base_url must be
+        # https://api.runpod.ai/v2/<endpoint_id>). None streams; all are probed at `{base_url}/health`.
+        KindSpec("golem", "golem", "golem", key_required=False, health_path="health", streams=False),
+        KindSpec("modal", "modal", "modal", key_required=False, health_path="health", streams=False),
+        KindSpec("runpod", "runpod", "runpod", "", health_path="health", streams=False),
     )
 }
 

@@ -11,7 +11,9 @@ from typing import Literal
 FailureKind = Literal["connect", "timeout", "rate_limited", "server", "auth", "client", "protocol"]
 """What went wrong in one attempt. `client` is the caller's own bad request (400/404/413/422...)."""
 
-DEFAULT_RETRY_ON: frozenset[FailureKind] = frozenset({"connect", "timeout", "rate_limited", "server", "auth", "protocol"})
+DEFAULT_RETRY_ON: frozenset[FailureKind] = frozenset(
+    {"connect", "timeout", "rate_limited", "server", "auth", "protocol"}
+)
 
 # Go-style durations as in OpenAI's x-ratelimit-reset-*: "1s", "6m0s", "12ms", "1h2m3.5s", "250us".
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|us|µs|ns|m|s)")

@@ -111,10 +111,10 @@ class Guards:
         async with self._freed:
             self._freed.notify_all()
 
-    async def wait_for_room(self, timeout: float) -> bool:
+    async def wait_for_room(self, seconds: float) -> bool:
         """Wait (bounded) until some attempt finishes; False on timeout."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 async with self._freed:
                     await self._freed.wait()
             return True
