@@ -38,7 +38,7 @@ class OpenAIAdapter:
         headers.update(dep.headers)
         return UpstreamRequest("POST", f"{dep.base_url}/chat/completions", headers, orjson.dumps(body), stream)
 
-    def parse_response(self, body: bytes) -> dict[str, Any]:
+    def parse_response(self, body: bytes, request: UpstreamRequest | None = None) -> dict[str, Any]:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:

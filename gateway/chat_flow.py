@@ -19,6 +19,7 @@ from routing.call import Call
 from routing.errors import RoutingError
 from routing.executor import UpstreamStream
 from routing.manager import ModelRoute
+from routing.ratelimit import Denial, Reservation, client_limit, estimate_tokens
 
 log = logging.getLogger("gateway.calls")
 
@@ -71,6 +72,36 @@ def _deployment_headers(call: Call) -> dict[str, str]:
     return headers
 
 
+async def reserve_client(services: Services, holder: str, chat: ChatRequest) -> Reservation | None:
+    """Client-side limits (CLIENT_RPM / CLIENT_TPM) per API key name, else per client IP."""
+    settings = services.settings
+    if not (settings.client_rpm or settings.client_tpm):
+        return None
+    limit = client_limit(holder or "anonymous", settings.client_rpm, settings.client_tpm)
+    max_tokens = chat.payload.get("max_tokens") or chat.payload.get("max_completion_tokens")
+    tokens = estimate_tokens(chat.payload.get("messages") or (), max_tokens if isinstance(max_tokens, int) else None)
+    outcome = await services.limiter.reserve([limit], tokens)
+    if isinstance(outcome, Denial):
+        services.metrics.rate_limited("client", "")
+        raise APIError(
+            429,
+            f"rate limit for this client reached ({outcome.exhausted} per minute); retry in {outcome.retry_after:.1f}s",
+            code="rate_limit_exceeded",
+            headers=outcome.headers(),
+        )
+    return outcome
+
+
+async def settle_client(services: Services, reservation: Reservation, tokens: int | None) -> None:
+    try:
+        if tokens is None:
+            await services.limiter.release(reservation)
+        else:
+            await services.limiter.settle(reservation, tokens)
+    except Exception as exc:  # the limiter's store being down must not fail a finished call
+        log.warning("client rate limit settle failed: %s", type(exc).__name__)
+
+
 async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt: ChatFormat, endpoint: str) -> Any:
     """Execute a checked request and build the response (JSON, or the SSE relay)."""
     route = resolve(services, chat)
@@ -81,6 +112,7 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     settings = services.settings
     holder = client.api_key_name or client.ip
     finished = False
+    client_reservation = await reserve_client(services, holder, chat)
 
     async def finish(status: int, error: str) -> None:
         nonlocal finished
@@ -90,7 +122,11 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         if chat.stream:
             services.stream_cap.release(holder)
         record = build_record(call, chat.original, status, error, client, settings.log_content)
+        if client_reservation is not None:
+            await settle_client(services, client_reservation, record.total_tokens if status == 200 else None)
         services.metrics.observe_call(record, call.upstream_wait)
+        if status == 429:
+            services.metrics.rate_limited("deployment", route.model.id)
         await services.call_log.write(record)
         log.log(
             logging.WARNING if status >= 500 else logging.INFO,

@@ -53,11 +53,11 @@ class APIError(Exception):
 def from_routing(exc: RoutingError) -> APIError:
     """Translate an executor error once, at the boundary."""
     headers: dict[str, str] = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after:
-        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if isinstance(exc, RateLimited):
-        headers.update(exc.headers)
+        headers.update((k.lower(), v) for k, v in exc.headers.items())
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after and "retry-after" not in headers:
+        headers["retry-after"] = str(max(1, math.ceil(retry_after)))
     if isinstance(exc, ClientRequestError):
         upstream = exc.message or "the upstream rejected the request"
         return APIError(exc.status, upstream, code="upstream_rejected_request", headers=headers)

@@ -98,7 +98,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     call_log = build_call_log(StorageSettings.from_env(settings.env, settings.root))
     metrics = Metrics()
     limiter = build_limiter(settings)
-    breakers = BreakerBoard()
+    breakers = BreakerBoard(settings.breaker)
     guards = Guards(breakers, limiter)
     state = DeploymentState(manager, transport, guards, metrics)
     guards.on_state = state.circuit_changed
@@ -107,7 +107,9 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         await state.start()
         executor = Executor(
             transport,
-            ExecutorSettings(max_attempts=settings.max_attempts, deadline=settings.deadline),
+            ExecutorSettings(
+                max_attempts=settings.max_attempts, deadline=settings.deadline, queue_timeout=settings.queue_timeout
+            ),
             guards=guards,
             on_ttft=manager.observe_ttft,
             latency=lambda dep: manager.observed().get(dep.key, _NO_OBSERVATION).ttft_ms,

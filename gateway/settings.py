@@ -9,6 +9,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from routing.breaker import BreakerConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 TRUE = {"1", "true", "yes", "on"}
 
@@ -41,6 +43,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     max_header_bytes: int = 32 * 1024
     max_streams_per_client: int = 64
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    client_rpm: int = 0
+    client_tpm: int = 0
+    queue_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
@@ -75,4 +81,14 @@ class Settings:
             cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
             max_header_bytes=int(number("MAX_HEADER_BYTES", 32 * 1024)),
             max_streams_per_client=int(number("MAX_STREAMS_PER_CLIENT", 64)),
+            breaker=BreakerConfig(
+                consecutive_failures=int(number("CIRCUIT_FAILURE_THRESHOLD", 3)),
+                failure_rate=number("CIRCUIT_ERROR_RATE", 0.5),
+                min_calls=int(number("CIRCUIT_MIN_CALLS", 10)),
+                window=number("CIRCUIT_WINDOW_SECONDS", 60.0),
+                cooldown=number("CIRCUIT_COOLDOWN_SECONDS", 30.0),
+            ),
+            client_rpm=int(number("CLIENT_RPM", 0)),
+            client_tpm=int(number("CLIENT_TPM", 0)),
+            queue_timeout=number("ROUTER_QUEUE_TIMEOUT", 5.0),
         )

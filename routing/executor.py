@@ -212,7 +212,7 @@ class Executor:
         adapter = self.adapter(dep)
         request = adapter.build(dep, payload, stream=False)
         resp = await self.transport.open(dep, request, adapter, budget)
-        return await self.transport.read_json(dep, resp, adapter)
+        return await self.transport.read_json(dep, resp, adapter, request)
 
     async def stream(
         self, route: ModelRoute, payload: dict[str, Any], call: Call, prefs: Preferences | None = None

@@ -134,7 +134,10 @@ def redact_url(url: str) -> str:
 
 
 def probe_url(base_url: str, path: str, at_origin: bool) -> str:
-    """The probe URL: "/abs" paths and `at_origin` kinds are relative to the origin, others to base_url."""
+    """The probe URL: a full URL as given; "/abs" paths and `at_origin` kinds relative to the origin; others
+    relative to base_url."""
+    if path.startswith(("http://", "https://")):
+        return path
     if path.startswith("/"):
         return origin(base_url) + path
     root = origin(base_url) if at_origin else base_url.split("?", 1)[0].rstrip("/")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from routing.beacon_env import beacon_models_from_env
 from routing.config import GatewayConfig, ModelConfig, RoutingConfig
 from routing.models_file import load_models
 from routing.routing_file import load_routing
@@ -21,6 +22,11 @@ def normalize_origin(url: str) -> str:
 def load_config(models_path: Path, routing_path: Path | None, env: Mapping[str, str]) -> GatewayConfig:
     """Read models.yaml and (if it exists) routing.yaml; raise ConfigError on anything malformed."""
     models, aliases, warnings = load_models(models_path, env)
+    beacon, notes = beacon_models_from_env(env, models)
+    if beacon:
+        replaced = {m.id: m for m in beacon}
+        models = [replaced.pop(m.id, m) for m in models] + list(replaced.values())
+    warnings.extend(notes)
     models, offload_notes = hard_offload(models, env)
     warnings.extend(offload_notes)
     model_ids = {m.id for m in models}

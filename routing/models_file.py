@@ -14,6 +14,23 @@ from routing.envexpand import expand_tree
 from routing.yamlread import Reader, check_url, load_yaml
 
 _NAME = re.compile(r"^[A-Za-z0-9._@:+-]+$")
+# Deployment fields a model without `route:` may give at top level for its single deployment.
+_SHORTHAND = (
+    "base_url",
+    "api_key",
+    "provider_model_id",
+    "weight",
+    "region",
+    "rpm",
+    "tpm",
+    "cost_per_second",
+    "max_concurrent",
+    "health_path",
+    "health_check",
+    "timeouts",
+    "headers",
+    "mock",
+)
 _PRICE_FIELDS = ("prompt", "completion", "input_cache_reads", "input_cache_writes", "request", "image")
 
 

@@ -64,7 +64,9 @@ class HttpTransport:
             await _raise_for_status(dep, resp, adapter)
         return resp
 
-    async def read_json(self, dep: DeploymentConfig, resp: Any, adapter: Adapter) -> dict[str, Any]:
+    async def read_json(
+        self, dep: DeploymentConfig, resp: Any, adapter: Adapter, request: UpstreamRequest | None = None
+    ) -> dict[str, Any]:
         try:
             body = await resp.read()
         except TimeoutError:
@@ -74,7 +76,7 @@ class HttpTransport:
         finally:
             resp.release()
         try:
-            return adapter.parse_response(body)
+            return adapter.parse_response(body, request=request)
         except ProtocolError as exc:
             raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
 

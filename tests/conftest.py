@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.gateway import ThreadGateway, base_env, write_config
+from tests.support.upstream import FakeUpstream
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -31,3 +32,10 @@ def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
     yield start
     for gateway in started:
         gateway.stop()
+
+
+@pytest.fixture
+def upstreams() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
+    """Two fake OpenAI-compatible upstreams, `a` and `b`, each in its own thread on a loopback port."""
+    with FakeUpstream.in_thread("a") as a, FakeUpstream.in_thread("b") as b:
+        yield a, b

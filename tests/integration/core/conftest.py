@@ -1,19 +1,10 @@
-"""Two fake upstreams (a, b) in threads and a helper to build models.yaml routes to them."""
+"""Helpers to build models.yaml routes to fake upstreams."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from tests.support.upstream import FakeUpstream
-
-
-@pytest.fixture
-def upstreams() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
-    with FakeUpstream.in_thread("a") as a, FakeUpstream.in_thread("b") as b:
-        yield a, b
 
 
 def route(up: FakeUpstream, weight: float = 1.0, **extra: Any) -> dict[str, Any]:
