@@ -1,0 +1,95 @@
+"""A minimal Starlette passthrough (POST body in, upstream body out) over three HTTP client stacks.
+
+It isolates the one choice the gateway made for its upstream calls: the client library. Served by uvicorn
+(uvloop + httptools), one worker: `python -m bench.stacks --client aiohttp --port P --upstream URL`.
+Clients: `httpx` (AsyncClient, large pool), `aiohttp` (one ClientSession), `httpx-aiohttp` (httpx API over
+an aiohttp transport; needs the optional `httpx-aiohttp` package).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+CLIENTS = ("httpx", "aiohttp", "httpx-aiohttp")
+Forward = Callable[[bytes, str], Awaitable[tuple[int, bytes]]]
+_HEADERS = {"content-type": "application/json", "authorization": "Bearer bench-key"}
+
+
+@asynccontextmanager
+async def open_client(kind: str, upstream: str) -> AsyncIterator[Forward]:
+    """A `forward(body, content_type)` bound to one pooled client of the given kind."""
+    if kind == "aiohttp":
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def forward_aiohttp(body: bytes, _: str) -> tuple[int, bytes]:
+                async with session.post(upstream, data=body, headers=_HEADERS) as resp:
+                    return resp.status, await resp.read()
+
+            yield forward_aiohttp
+        return
+    import httpx
+
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+    if kind == "httpx":
+        client = httpx.AsyncClient(limits=limits, timeout=30.0)
+    elif kind == "httpx-aiohttp":
+        from httpx_aiohttp import HttpxAiohttpClient
+
+        client = HttpxAiohttpClient(limits=limits, timeout=30.0)
+    else:
+        raise ValueError(f"--client must be one of {', '.join(CLIENTS)}, got {kind!r}")
+    async with client:
+
+        async def forward_httpx(body: bytes, _: str) -> tuple[int, bytes]:
+            resp = await client.post(upstream, content=body, headers=_HEADERS)
+            return resp.status_code, resp.content
+
+        yield forward_httpx
+
+
+def create_app(kind: str, upstream: str) -> Starlette:
+    """The passthrough app; the client lives in the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_client(kind, upstream) as forward:
+            app.state.forward = forward
+            yield
+
+    async def passthrough(request: Request) -> Response:
+        status, body = await request.app.state.forward(await request.body(), "application/json")
+        return Response(body, status, media_type="application/json")
+
+    async def ready(request: Request) -> Response:
+        return Response(b"ok", 200)
+
+    routes = [Route("/v1/chat/completions", passthrough, methods=["POST"]), Route("/ready", ready)]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="minimal Starlette passthrough for the HTTP-stack comparison")
+    parser.add_argument("--client", choices=CLIENTS, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True, help="full URL of the upstream chat completions endpoint")
+    args = parser.parse_args()
+    import uvicorn
+
+    app = create_app(args.client, args.upstream)
+    uvicorn.run(
+        app, host="127.0.0.1", port=args.port, loop="uvloop", http="httptools", access_log=False, log_level="warning"
+    )
+
+
+if __name__ == "__main__":
+    main()
