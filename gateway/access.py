@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLIENT_PREFIXES = ("/v1/", "/api/v1/chat/", "/api/v1/models")
-CLIENT_PATHS = frozenset({"/chat/completions", "/completion", "/models", "/inference"})
-ADMIN_PREFIXES = ("/routing", "/stats", "/api/v1/generation", "/metrics", "/admin", "/providers")
+CLIENT_PATHS = frozenset({"/chat/completions", "/completion", "/models", "/inference", "/ws", "/providers"})
+ADMIN_PREFIXES = ("/routing", "/stats", "/api/v1/generation", "/metrics", "/admin")
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 

@@ -12,10 +12,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from gateway.access import AccessConfigError, AccessPolicy
-from gateway.endpoints import admin, chat, health, metrics, models, stats
+from gateway.endpoints import admin, beacon, chat, health, maps, metrics, models, stats, ws
 from gateway.errors import APIError, api_error_handler, http_error_handler, unhandled_error_handler
 from gateway.guard import GuardMiddleware
 from gateway.logs import configure_logging
@@ -56,6 +56,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/models", models.list_models, methods=["GET"]),
         Route("/models", models.list_models, methods=["GET"]),
         Route("/api/v1/models", models.list_models, methods=["GET"]),
+        Route("/inference", beacon.inference, methods=["POST"]),
+        Route("/v1/inference", beacon.inference, methods=["POST"]),
+        Route("/providers", beacon.providers, methods=["GET"]),
+        Route("/ws", ws.ws_hint, methods=["GET"]),
+        WebSocketRoute("/ws", ws.websocket),
+        Route("/maps/api.js", maps.maps_script, methods=["GET"]),
         Route("/health", health.health, methods=["GET"]),
         Route("/ready", health.ready, methods=["GET"]),
         Route("/routing", admin.routing_table, methods=["GET"]),

@@ -11,6 +11,7 @@ import logging
 import time
 from typing import Any
 
+from gateway.events import EventHub
 from gateway.metrics import Metrics
 from routing.config import DeploymentConfig
 from routing.guards import Guards
@@ -24,8 +25,16 @@ log = logging.getLogger("gateway.health")
 class DeploymentState:
     """Owns the health monitor and reports health and circuit changes to routing and metrics."""
 
-    def __init__(self, manager: RoutingManager, transport: HttpTransport, guards: Guards, metrics: Metrics) -> None:
-        self.manager, self.transport, self.guards, self.metrics = manager, transport, guards, metrics
+    def __init__(
+        self, manager: RoutingManager, transport: HttpTransport, guards: Guards, metrics: Metrics, events: EventHub
+    ) -> None:
+        self.manager, self.transport, self.guards, self.metrics, self.events = (
+            manager,
+            transport,
+            guards,
+            metrics,
+            events,
+        )
         self.monitor: HealthMonitor | None = None
         self._restart: asyncio.Task[None] | None = None
 
@@ -74,6 +83,7 @@ class DeploymentState:
         dep = self._deployment(key)
         if dep is not None:
             self._publish(dep)
+            self._announce(dep, "health", "healthy" if healthy else "unhealthy", detail)
 
     def circuit_changed(self, key: str) -> None:
         dep = self._deployment(key)
@@ -81,6 +91,23 @@ class DeploymentState:
             state = self.guards.breakers.state(key)
             log.warning("deployment %s circuit is %s", key, state.status)
             self._publish(dep)
+            self._announce(dep, "circuit", state.status, "")
+
+    def _announce(self, dep: DeploymentConfig, what: str, state: str, detail: str) -> None:
+        self.events.publish(
+            {
+                "type": "provider_health",
+                "provider": dep.name,
+                "model": dep.model_id,
+                "provider_type": dep.kind,
+                "region": dep.region,
+                "change": what,
+                "state": state,
+                "healthy": state in ("healthy", "closed"),
+                "detail": detail,
+                "timestamp": time.time(),
+            }
+        )
 
     def _publish(self, dep: DeploymentConfig) -> None:
         healthy = self.monitor.healthy(dep.key) if self.monitor is not None else True

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.deployment_state import DeploymentState
+from gateway.events import EventHub
 from gateway.metrics import Metrics, mark_worker_dead
 from gateway.settings import Settings
 from gateway.storage.settings import StorageSettings
@@ -43,6 +44,7 @@ class Services:
     metrics: Metrics
     deployments: DeploymentState
     limiter: RateLimiter
+    events: EventHub
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -100,7 +102,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     limiter = build_limiter(settings)
     breakers = BreakerBoard(settings.breaker)
     guards = Guards(breakers, limiter)
-    state = DeploymentState(manager, transport, guards, metrics)
+    events = EventHub()
+    state = DeploymentState(manager, transport, guards, metrics, events)
     guards.on_state = state.circuit_changed
     try:
         await call_log.start()
@@ -124,6 +127,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             metrics=metrics,
             deployments=state,
             limiter=limiter,
+            events=events,
         )
     finally:
         await state.close()

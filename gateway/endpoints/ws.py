@@ -1,0 +1,106 @@
+"""WS /ws: Beacon's real-time channel (inference streamed as chunks, health and call events); GET /ws: a hint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gateway.beacon_flow import BeaconError, failure, parse_inference, run_inference
+from gateway.middleware import new_request_id
+from gateway.recording import ClientInfo
+from gateway.services import Services
+
+log = logging.getLogger("gateway.ws")
+
+
+async def ws_hint(request: Request) -> JSONResponse:
+    return JSONResponse(
+        {
+            "status": "ok",
+            "message": "This is a WebSocket endpoint. Connect with a WebSocket client to ws(s)://<host>/ws; send "
+            '{"type": "inference", "model": ..., "prompt": ...} or {"type": "subscribe"}.',
+        }
+    )
+
+
+async def websocket(ws: WebSocket) -> None:
+    services: Services = ws.app.state.services
+    await ws.accept()
+    await ws.send_json({"type": "connection", "status": "connected", "timestamp": time.time()})
+    tasks: set[asyncio.Task[None]] = set()
+    client = ClientInfo(
+        ip=ws.client.host if ws.client else "",
+        endpoint="/ws",
+        api_key_name=ws.scope.get("state", {}).get("api_key_name", ""),
+    )
+    lock = asyncio.Lock()  # one writer at a time: inference chunks and subscription events interleave
+
+    async def send(message: dict[str, Any]) -> None:
+        async with lock:
+            await ws.send_text(orjson.dumps(message).decode())
+
+    try:
+        while True:
+            text = await ws.receive_text()
+            try:
+                message = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                message = None
+            kind = message.get("type") if isinstance(message, dict) else None
+            if kind == "inference":
+                _spawn(tasks, _inference(services, message, client, send))
+            elif kind == "subscribe" and not any(t.get_name() == "subscription" for t in tasks):
+                _spawn(tasks, _subscription(services, send), name="subscription")
+                await send(
+                    {"type": "subscribed", "events": ["provider_health", "call_completed"], "timestamp": time.time()}
+                )
+            elif kind == "ping":
+                await send({"type": "pong", "timestamp": time.time()})
+            else:
+                await send({"type": "echo", "data": text, "timestamp": time.time()})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in list(tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _spawn(tasks: set[asyncio.Task[None]], coro: Any, name: str | None = None) -> None:
+    task = asyncio.get_running_loop().create_task(coro, name=name)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _inference(services: Services, message: dict[str, Any], client: ClientInfo, send: Any) -> None:
+    request_id = new_request_id()
+    try:
+        req = parse_inference(message)
+    except BeaconError as exc:
+        await send({"type": "result", **failure("INVALID_REQUEST", exc.message, request_id, "")})
+        return
+
+    async def on_chunk(piece: str) -> None:
+        await send({"type": "chunk", "request_id": request_id, "content": piece})
+
+    _, result = await run_inference(services, req, request_id, client, on_chunk=on_chunk)
+    await send({"type": "result", **result})
+
+
+async def _subscription(services: Services, send: Any) -> None:
+    sub = services.events.subscribe()
+    try:
+        while True:
+            await send(await sub.get())
+    finally:
+        sub.close()
