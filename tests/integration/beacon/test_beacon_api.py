@@ -120,7 +120,7 @@ def test_latency_priority_prefers_the_fastest_measured(gateway_factory: GatewayF
         execute_via_router(gw.url, {"model": "llama3.2-1b", "prompt": "warm", "provider_preference": provider})
     status, body = execute_via_router(gw.url, {"model": "llama3.2-1b", "prompt": "hi", "cost_priority": False})
     assert body["provider_used"] in {"modal-us", "runpod-eu"}
-    status, body = execute_via_router(
+    _, body = execute_via_router(
         gw.url, {"model": "llama3.2-1b", "prompt": "hi", "cost_priority": True, "region_preference": "us-east"}
     )
     assert body["provider_used"] == "golem-us"
@@ -198,7 +198,7 @@ def test_health_and_providers_shapes(gateway_factory: GatewayFactory, fleet: dic
 def test_cost_estimate_is_logged(gateway_factory: GatewayFactory, fleet: dict[str, Any]) -> None:
     fleet["golem-us"].behaviour = {"delay": 0.2}
     gw = gateway_factory(fleet_config(fleet))
-    status, body = execute_via_router(
+    _, body = execute_via_router(
         gw.url, {"model": "llama3.2-1b", "prompt": "cost", "region_preference": "us-east", "trace_id": "trace-123"}
     )
     assert body["cost_estimate"] == pytest.approx(0.0001 * body["inference_time"], rel=0.2)
@@ -222,7 +222,8 @@ def test_weighted_70_30_strategy_shows_in_routing(gateway_factory: GatewayFactor
     by_provider: dict[str, float] = {}
     for row in rows:
         by_provider[row["provider"]] = by_provider.get(row["provider"], 0) + row["weight"]
-    assert by_provider["golem"] == pytest.approx(0.7 * 70 / 70 * 140 / 170, rel=1e-3) or by_provider["golem"] > 0.6
+    # the weight applies to each golem deployment: 70 + 70 against 15 + 15
+    assert by_provider == pytest.approx({"golem": 140 / 170, "modal": 15 / 170, "runpod": 15 / 170})
     served: dict[str, int] = {}
     with httpx.Client(base_url=gw.url, timeout=20) as http:
         for _ in range(200):
@@ -245,7 +246,7 @@ def test_env_shortcut_creates_providers(gateway_factory: GatewayFactory, fleet: 
     gw = gateway_factory({"models": [{"id": "other", "route": [{"kind": "mock"}]}]}, **env)
     names = {p["name"] for p in httpx.get(f"{gw.url}/providers").json()["providers"] if p["model"] == "llama3.2-1b"}
     assert names == {"golem-1", "golem-2", "modal"}
-    status, body = execute_via_router(gw.url, {"model": "llama3.2-1b", "prompt": "hey", "region_preference": "eu-west"})
+    _, body = execute_via_router(gw.url, {"model": "llama3.2-1b", "prompt": "hey", "region_preference": "eu-west"})
     assert body["provider_used"] == "golem-2"
 
 
