@@ -72,13 +72,17 @@ def test_all_unhealthy_gives_503_health_but_still_tries(gateway_factory: Gateway
 
 def test_circuit_opens_then_half_open_trial_closes_it(gateway_factory: GatewayFactory, upstreams) -> None:
     a, b = upstreams
-    gw = gateway_factory(models(route(a, 1.0), route(b, 0.0)), CIRCUIT_FAILURE_THRESHOLD="2",
-                         CIRCUIT_COOLDOWN_SECONDS="0.6")
+    gw = gateway_factory(
+        models(route(a, 1.0), route(b, 0.0)), CIRCUIT_FAILURE_THRESHOLD="2", CIRCUIT_COOLDOWN_SECONDS="0.6"
+    )
     a.behaviour = {"status": 500}
     for _ in range(2):
         assert chat(gw.url).headers["x-gateway-deployment"] == "b"
-    row = lambda: next(r for r in httpx.get(f"{gw.url}/routing").json()["models"]["m"]["deployments"]  # noqa: E731
-                       if r["deployment"] == "a")
+    row = lambda: next(
+        r
+        for r in httpx.get(f"{gw.url}/routing").json()["models"]["m"]["deployments"]  # noqa: E731
+        if r["deployment"] == "a"
+    )
     assert row()["circuit"] == "open"
     before = a.count
     resp = chat(gw.url)
@@ -117,10 +121,17 @@ def test_rate_limit_admits_exactly_and_answers_429_with_headers(gateway_factory:
 
 
 def test_deployment_at_limit_is_skipped_while_another_has_room(gateway_factory: GatewayFactory) -> None:
-    config = {"models": [{"id": "m", "route": [
-        {"kind": "mock", "name": "small", "rpm": 2, "weight": 1.0},
-        {"kind": "mock", "name": "big", "weight": 0.0},
-    ]}]}
+    config = {
+        "models": [
+            {
+                "id": "m",
+                "route": [
+                    {"kind": "mock", "name": "small", "rpm": 2, "weight": 1.0},
+                    {"kind": "mock", "name": "big", "weight": 0.0},
+                ],
+            }
+        ]
+    }
     gw = gateway_factory(config)
     served = [chat(gw.url).headers["x-gateway-deployment"] for _ in range(5)]
     assert served == ["small", "small", "big", "big", "big"]
@@ -169,13 +180,14 @@ def test_max_concurrent_is_enforced_and_calls_queue_briefly(gateway_factory: Gat
 def test_soft_offload_while_a_stream_runs(gateway_factory: GatewayFactory, upstreams) -> None:
     a, b = upstreams
     config = models({"kind": "vllm", "name": "a", "base_url": a.base_url}, route(b))
-    routing = {"routing_parameter": {"local_fraction": 1.0},
-               "local_deployment": [{"endpoint": a.url, "models": ["m"]}],
-               "remote_deployment": [{"endpoint": b.base_url, "models": ["m"]}]}
+    routing = {
+        "routing_parameter": {"local_fraction": 1.0},
+        "local_deployment": [{"endpoint": a.url, "models": ["m"]}],
+        "remote_deployment": [{"endpoint": b.base_url, "models": ["m"]}],
+    }
     gw = gateway_factory(config, routing)
     assert weights(gw.url) == {"a": 1.0, "b": 0.0}
-    body = {"model": "m", "messages": MESSAGES, "stream": True,
-            "x_test": {"a": {"chunks": 10, "chunk_delay": 0.1}}}
+    body = {"model": "m", "messages": MESSAGES, "stream": True, "x_test": {"a": {"chunks": 10, "chunk_delay": 0.1}}}
     with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body, timeout=20) as resp:
         pieces = resp.iter_bytes()
         first = next(pieces)
