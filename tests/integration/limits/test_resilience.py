@@ -80,7 +80,7 @@ def test_circuit_opens_then_half_open_trial_closes_it(gateway_factory: GatewayFa
         assert chat(gw.url).headers["x-gateway-deployment"] == "b"
     row = lambda: next(
         r
-        for r in httpx.get(f"{gw.url}/routing").json()["models"]["m"]["deployments"]  # noqa: E731
+        for r in httpx.get(f"{gw.url}/routing").json()["models"]["m"]["deployments"]
         if r["deployment"] == "a"
     )
     assert row()["circuit"] == "open"
