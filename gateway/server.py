@@ -36,7 +36,7 @@ def run_server(host: str, port: int, workers: int, graceful_timeout: float) -> i
         lifespan="on",
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=graceful_timeout,
+        timeout_graceful_shutdown=max(1, round(graceful_timeout)),
         log_config=None,
     )
     if workers > 1:

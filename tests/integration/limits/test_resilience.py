@@ -78,11 +78,11 @@ def test_circuit_opens_then_half_open_trial_closes_it(gateway_factory: GatewayFa
     a.behaviour = {"status": 500}
     for _ in range(2):
         assert chat(gw.url).headers["x-gateway-deployment"] == "b"
-    row = lambda: next(
-        r
-        for r in httpx.get(f"{gw.url}/routing").json()["models"]["m"]["deployments"]
-        if r["deployment"] == "a"
-    )
+
+    def row() -> dict:
+        rows = httpx.get(f"{gw.url}/routing").json()["models"]["m"]["deployments"]
+        return next(r for r in rows if r["deployment"] == "a")
+
     assert row()["circuit"] == "open"
     before = a.count
     resp = chat(gw.url)
