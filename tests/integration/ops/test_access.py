@@ -138,3 +138,40 @@ def test_keys_file_holds_hashes_made_by_the_cli(gateway_factory: GatewayFactory,
     gw = gateway_factory(MOCK, GATEWAY_KEYS_FILE=str(keys))
     assert httpx.get(f"{gw.url}/v1/models", headers={"Authorization": "Bearer sk-bob-key"}).status_code == 200
     assert httpx.get(f"{gw.url}/v1/models", headers={"Authorization": "Bearer sk-other"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/models"),
+        ("GET", "/models"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/completions"),
+        ("POST", "/inference"),
+        ("POST", "/v1/inference"),
+        ("GET", "/providers"),
+        ("GET", "/api/v1/models"),
+    ],
+)
+def test_every_client_route_refuses_missing_and_wrong_keys(
+    gateway_factory: GatewayFactory, method: str, path: str
+) -> None:
+    gw = keyed(gateway_factory)
+    for headers in ({}, {"Authorization": "Bearer sk-nope"}, {"Authorization": f"Basic {CLIENT_KEY}"}):
+        resp = httpx.request(method, gw.url + path, headers=headers, json={})
+        assert resp.status_code == 401, (path, headers, resp.status_code)
+        assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
+        assert CLIENT_KEY not in resp.text and "sk-nope" not in resp.text
+
+
+def test_websocket_needs_a_key_when_keys_are_configured(gateway_factory: GatewayFactory) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    gw = keyed(gateway_factory)
+    with pytest.raises(InvalidStatus):
+        connect(f"ws://127.0.0.1:{gw.port}/ws", open_timeout=5)
+    with connect(
+        f"ws://127.0.0.1:{gw.port}/ws", additional_headers={"Authorization": f"Bearer {CLIENT_KEY}"}, open_timeout=5
+    ) as ws:
+        assert '"connection"' in ws.recv(timeout=5)
