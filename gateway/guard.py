@@ -18,8 +18,14 @@ class GuardMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = scope.get("headers", ())
-        if sum(len(k) + len(v) for k, v in headers) > self.max_header_bytes:
+        # one pass over the headers: their size and the (first) authorization header
+        size = 0
+        authorization: bytes | None = None
+        for key, value in scope.get("headers", ()):
+            size += len(key) + len(value)
+            if authorization is None and key == b"authorization":
+                authorization = value
+        if size > self.max_header_bytes:
             await _refuse(
                 scope, send, 431, "request_headers_too_large", f"request headers exceed {self.max_header_bytes} bytes"
             )
@@ -28,13 +34,8 @@ class GuardMiddleware:
         if scope["type"] == "http" and scope.get("method") == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        authorization = ""
-        for key, value in headers:
-            if key == b"authorization":
-                authorization = value.decode("latin-1")
-                break
         client = scope.get("client") or ("", 0)
-        decision = policy.decide(scope["path"], authorization, client[0])
+        decision = policy.decide(scope["path"], (authorization or b"").decode("latin-1"), client[0])
         if not decision.allowed:
             await _refuse(scope, send, decision.status, decision.code, decision.message)
             return

@@ -146,22 +146,23 @@ class StreamRelay:
             await self._start(send, 200, self.headers(upstream))
         fmt = self.fmt
         try:
-            async for chunk in upstream.chunks():
-                shaped = fmt.chunk(chunk, who)
-                if shaped is not None:
-                    await self._body(send, sse(shaped))
+            async with contextlib.aclosing(upstream.batches()) as batches:
+                async for batch in batches:
+                    # what arrived in one upstream read leaves in one write; nothing waits for more
+                    body = b"".join([sse(shaped) for chunk in batch if (shaped := fmt.chunk(chunk, who)) is not None])
+                    if body:
+                        await self._body(send, body)
         except UpstreamError as exc:
             status = 504 if exc.kind == "timeout" else 502
             await self.finish(status, f"stream interrupted: {exc.message}")
             code = "upstream_timeout" if status == 504 else "upstream_error"
-            await self._body(send, sse(fmt.error_chunk(who, code, f"upstream stream interrupted: {exc.message}")))
-            await self._body(send, DONE, more=False)
+            error = sse(fmt.error_chunk(who, code, f"upstream stream interrupted: {exc.message}"))
+            await self._body(send, error + DONE, more=False)
             return
         usage = self.usage()
-        if usage is not None:
-            await self._body(send, sse(fmt.usage_chunk(usage, who)))
         await self.finish(200, "")
-        await self._body(send, DONE, more=False)
+        tail = DONE if usage is None else sse(fmt.usage_chunk(usage, who)) + DONE
+        await self._body(send, tail, more=False)
 
 
 async def _abandon(opening: asyncio.Future[UpstreamStream]) -> None:

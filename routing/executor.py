@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -221,71 +222,86 @@ class Executor:
 
         async def attempt(dep: DeploymentConfig, budget: float, admitted: Admission) -> UpstreamStream:
             began = time.perf_counter()
-            events = self._events(dep, payload, budget)
+            batches = self._batches(dep, payload, budget)
             head: list[dict[str, Any]] = []
             try:
                 async with asyncio.timeout(min(dep.timeouts.first_token, budget)):
                     while True:
-                        chunk = await anext(events, None)
-                        if chunk is None:
+                        batch = await anext(batches, None)
+                        if batch is None:
                             raise UpstreamError("protocol", f"{dep.name}: stream ended before any content")
-                        head.append(chunk)
-                        if _meaningful(chunk):
+                        head.extend(batch)
+                        if any(_meaningful(chunk) for chunk in batch):
                             break
             except TimeoutError:
-                await events.aclose()
+                await batches.aclose()
                 exc = UpstreamError("timeout", f"{dep.name}: no first token within {dep.timeouts.first_token:g}s")
                 await self.guards.finish(admitted, exc)
                 raise exc from None
             except UpstreamError as exc:
-                await events.aclose()
+                await batches.aclose()
                 await self.guards.finish(admitted, exc)
                 raise
             except BaseException:
-                await events.aclose()
+                await batches.aclose()
                 await self.guards.finish(admitted, judged=False)
                 raise
             call.deployment = dep
             call.first_token_at = time.perf_counter()
             if self._on_ttft is not None:
                 self._on_ttft(dep.key, (call.first_token_at - began) * 1000.0)
-            return UpstreamStream(dep, head, events, call, began, self.guards, admitted)
+            return UpstreamStream(dep, head, batches, call, began, self.guards, admitted)
 
         return await self._run(route, payload, call, attempt, prefs)
 
-    async def _events(
+    async def _batches(
         self, dep: DeploymentConfig, payload: dict[str, Any], budget: float
-    ) -> AsyncGenerator[dict[str, Any]]:
+    ) -> AsyncGenerator[list[dict[str, Any]]]:
+        """The upstream's chunks, grouped as they arrived: one non-empty list per upstream read."""
         if dep.kind == "mock":
             async for chunk in mock_backend.stream(dep, payload):
-                yield chunk
+                yield [chunk]
             return
         adapter = self.adapter(dep)
         if not adapter.streams:
-            result = await self._complete_once(dep, payload, budget)
-            for chunk in chunks_from_completion(result):
-                yield chunk
+            chunks = chunks_from_completion(await self._complete_once(dep, payload, budget))
+            if chunks:
+                yield chunks
             return
         resp = await self.transport.open(dep, adapter.build(dep, payload, stream=True), adapter, budget)
-        clean, finished = False, False
+        parse = adapter.parse_event
+        clean, finished, stop = False, False, False
         try:
-            async for data in self.transport.sse_data(dep, resp, dep.timeouts):
-                try:
-                    event = adapter.parse_event(data)
-                except ProtocolError as exc:
-                    raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
-                if event.error:
-                    raise UpstreamError("stream", f"{dep.name}: {event.error}")
-                if event.done:
-                    clean = True
+            async for events in self.transport.sse_batches(dep, resp, dep.timeouts):
+                batch: list[dict[str, Any]] = []
+                failure: UpstreamError | None = None
+                for data in events:
+                    try:
+                        event = parse(data)
+                    except ProtocolError as exc:
+                        failure = UpstreamError("protocol", f"{dep.name}: {exc}")
+                        break
+                    if event.error:
+                        failure = UpstreamError("stream", f"{dep.name}: {event.error}")
+                        break
+                    if event.done:
+                        clean = stop = True
+                        break
+                    parsed = event.chunk
+                    if parsed is None:
+                        continue
+                    if not finished and any(c.get("finish_reason") for c in parsed.get("choices") or ()):
+                        finished = True
+                    batch.append(parsed)
+                    if finished and parsed.get("usage"):
+                        stop = True  # some upstreams never send [DONE]; usage after the finish is the real end
+                        break
+                if batch:
+                    yield batch  # what arrived before a failure still reaches the client first
+                if failure is not None:
+                    raise failure
+                if stop:
                     return
-                if event.chunk is None:
-                    continue
-                if any(c.get("finish_reason") for c in event.chunk.get("choices") or ()):
-                    finished = True
-                yield event.chunk
-                if finished and event.chunk.get("usage"):
-                    return  # some upstreams never send [DONE]; usage after the finish is the real end
             if not finished:
                 raise UpstreamError("stream", f"{dep.name}: stream ended before it finished")
             clean = True
@@ -306,26 +322,36 @@ class UpstreamStream:
         self,
         dep: DeploymentConfig,
         head: list[dict[str, Any]],
-        events: AsyncGenerator[dict[str, Any]],
+        batches: AsyncGenerator[list[dict[str, Any]]],
         call: Call,
         began: float,
         guards: Guards,
         admitted: Admission,
     ) -> None:
-        self.deployment, self._head, self._events, self._call, self._began = dep, head, events, call, began
+        self.deployment, self._head, self._batches, self._call, self._began = dep, head, batches, call, began
         self._guards, self._admitted = guards, admitted
         self._recorded = False
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
+        """Each chunk, as it arrives."""
+        async with contextlib.aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+
+    async def batches(self) -> AsyncGenerator[list[dict[str, Any]]]:
+        """The chunks in the groups they arrived in, the buffered head first; a relay sends each group at once."""
         call = self._call
         try:
-            for chunk in self._head:
-                _account_chunk(call, chunk)
-                yield chunk
-            self._head = []
-            async for chunk in self._events:
-                _account_chunk(call, chunk)
-                yield chunk
+            if self._head:
+                head, self._head = self._head, []
+                for chunk in head:
+                    _account_chunk(call, chunk)
+                yield head
+            async for batch in self._batches:
+                for chunk in batch:
+                    _account_chunk(call, chunk)
+                yield batch
         except UpstreamError as exc:
             await self._record("timeout" if exc.kind == "timeout" else "error", exc.message, exc)
             raise
@@ -333,12 +359,12 @@ class UpstreamStream:
             await self._record("cancelled", "client went away", None)
             raise
         finally:
-            await self._events.aclose()
+            await self._batches.aclose()
             call.upstream_wait += time.perf_counter() - self._began
         await self._record("ok", "", None)
 
     async def aclose(self) -> None:
-        await self._events.aclose()
+        await self._batches.aclose()
         await self._record("cancelled", "closed before the end", None)
 
     async def _record(self, outcome: str, error: str, exc: UpstreamError | None) -> None:

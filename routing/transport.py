@@ -80,28 +80,38 @@ class HttpTransport:
         except ProtocolError as exc:
             raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
 
-    async def sse_data(self, dep: DeploymentConfig, resp: Any, timeouts: Timeouts) -> AsyncIterator[bytes]:
-        """Each SSE `data` payload as it arrives; the idle timeout bounds the gap between lines."""
+    async def sse_batches(self, dep: DeploymentConfig, resp: Any, timeouts: Timeouts) -> AsyncIterator[list[bytes]]:
+        """The SSE `data` payloads completed by each upstream read, as they arrive (never waiting for more).
+
+        One idle timer per read, not per line: a gap longer than `timeouts.idle` between upstream bytes ends
+        the stream. Bytes that are already buffered are taken without arming a timer at all.
+        """
         decoder = SSEDecoder()
         content = resp.content
+        idle = timeouts.idle
         while True:
             try:
-                async with asyncio.timeout(timeouts.idle):
-                    line = await content.readline()
+                data = content.read_nowait()
+                if not data and not content.at_eof():
+                    async with asyncio.timeout(idle):
+                        data = await content.readany()
             except TimeoutError:
-                raise UpstreamError("timeout", f"{dep.name}: stream stalled for {timeouts.idle:g}s") from None
+                raise UpstreamError("timeout", f"{dep.name}: stream stalled for {idle:g}s") from None
             except (aiohttp.ClientError, OSError) as exc:
                 raise UpstreamError(
                     "stream", f"{dep.name}: connection lost mid-stream ({type(exc).__name__})"
                 ) from None
-            if not line:
+            if not data:
                 tail = decoder.flush()
                 if tail is not None:
-                    yield tail
+                    yield [tail]
                 return
-            data = decoder.feed(line)
-            if data is not None:
-                yield data
+            try:
+                events = decoder.feed_bytes(data)
+            except ProtocolError as exc:
+                raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
+            if events:
+                yield events
 
 
 async def _raise_for_status(dep: DeploymentConfig, resp: Any, adapter: Adapter) -> None:

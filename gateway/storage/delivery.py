@@ -164,17 +164,23 @@ class Delivery:
             log.error("call log: lost %d refused rows (%s)", len(refused), brief(exc))
 
     async def _replay(self) -> None:
-        for path in await asyncio.to_thread(self.spool.claim):
-            replayed = 0
-            for rows, bad in Spool.read(path, self.settings.batch_size):
-                if bad:
-                    self.counters.rows_lost += bad
-                    log.error("call log: %d unreadable lines in spool file %s", bad, path.name)
-                await self._insert(rows)
-                replayed += len(rows)
-            Spool.release(path)  # only now: every row of the file is committed
-            log.info("call log: replayed %d rows from %s", replayed, path.name)
+        # Cleared first: rows spooled while the replay runs (queue overflow) set it again, so they are not
+        # stranded in a fresh spool file until the next restart.
         self.spool_pending = False
+        try:
+            for path in await asyncio.to_thread(self.spool.claim):
+                replayed = 0
+                for rows, bad in Spool.read(path, self.settings.batch_size):
+                    if bad:
+                        self.counters.rows_lost += bad
+                        log.error("call log: %d unreadable lines in spool file %s", bad, path.name)
+                    await self._insert(rows)
+                    replayed += len(rows)
+                Spool.release(path)  # only now: every row of the file is committed
+                log.info("call log: replayed %d rows from %s", replayed, path.name)
+        except BaseException:
+            self.spool_pending = True
+            raise
 
 
 def brief(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ idempotent on `request_id`, so a replay after a partial failure never duplicates
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -17,12 +18,15 @@ from typing import Any
 from gateway.storage.database import Database, EngineFactory, make_engine
 from gateway.storage.delivery import Delivery
 from gateway.storage.record import CallRecord
-from gateway.storage.rows import record_to_row
+from gateway.storage.rows import Row, record_to_row
 from gateway.storage.settings import StorageSettings
 from gateway.storage.spool import Spool
 from gateway.storage.stats import generation_from_row, query_generation, query_stats
 
 log = logging.getLogger("gateway.calllog")
+
+# How long close() keeps draining a backlog while the writer makes progress (a stall ends it sooner).
+CLOSE_BOUND_S = 60.0
 
 # Queue item that asks the writer to deliver what it holds now (and to try a pending replay).
 _FLUSH = None
@@ -95,6 +99,33 @@ class CallLog:
 
     async def flush(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (the gateway's agreed interface)
         """Wait until every record queued so far is written or spooled (and a due replay was tried)."""
+        await self._drain(stall=timeout, bound=timeout)
+
+    async def close(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (the gateway's agreed interface)
+        """Drain to the database while the writer makes progress, stop it, spool only what is left, dispose."""
+        if not self.enabled or self._closed:
+            return
+        # `timeout` bounds a stall, not the drain: a backlog that is being written keeps being written.
+        await self._drain(stall=timeout, bound=max(timeout, CLOSE_BOUND_S))
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        leftover = list(self._inflight)
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                leftover.append(item)
+        rows = self._out.held + self._out.rows(leftover)
+        self._out.held = []
+        if rows or self._out.spool_pending:
+            await self._last_delivery(rows, timeout)
+        self._unwritten.clear()
+        await self._db.dispose()
+        log.info("call log closed: %s", self.counters())
+
+    async def _drain(self, stall: float, bound: float) -> None:
+        """Wait until what is queued now is handled; give up after `stall` s without progress or `bound` s."""
         if not self.enabled:
             return
         if self.settings.sync or self._task is None:
@@ -107,34 +138,31 @@ class CallLog:
         except asyncio.QueueFull:
             pass  # the writer is busy with full batches and does not wait for more
         target = self._enqueued
+        loop = asyncio.get_running_loop()
+        end = loop.time() + bound
+        while self._handled < target and not self._task.done():
+            before, wait = self._handled, min(stall, end - loop.time())
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._progress.wait()
+            if self._handled < target and (self._handled == before or loop.time() >= end):
+                log.warning("call log: flush gave up with %d rows queued", self._queue.qsize())
+                return
+
+    async def _last_delivery(self, rows: list[Row], timeout: float) -> None:  # noqa: ASYNC109
+        """At close: one more try at the database (with any pending spool replay) before spooling the rows."""
         try:
             async with asyncio.timeout(timeout):
-                while self._handled < target and not self._task.done():
-                    await self._progress.wait()
-        except TimeoutError:
-            log.warning("call log: flush timed out with %d rows queued", self._queue.qsize())
-
-    async def close(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (the gateway's agreed interface)
-        """Flush, stop the writer, spool whatever could not be written, dispose the engine."""
-        if not self.enabled or self._closed:
+                async with self._lock:
+                    await self._out.deliver(rows)
             return
-        await self.flush(timeout)
-        self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        leftover = list(self._inflight)
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not None:
-                leftover.append(item)
-        rows = self._out.held + self._out.rows(leftover)
-        self._out.held = []
+        except TimeoutError:
+            log.warning("call log: database too slow at close; spooling %d rows", len(rows))
+        except Exception:  # task boundary: closing must not fail
+            log.exception("call log: final delivery failed; spooling %d rows", len(rows))
         if rows:
             await self._out.to_spool(rows)
-        self._unwritten.clear()
-        await self._db.dispose()
-        log.info("call log closed: %s", self.counters())
 
     async def stats(self, hours: float, model: str | None, provider: str | None) -> list[dict[str, Any]]:
         """Usage per (model_id, provider) over the last `hours`."""
