@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.events import call_event
 from gateway.recording import ClientInfo, build_record, cost_of
 from gateway.services import Services
 from routing.call import Call
@@ -161,17 +162,5 @@ async def run_inference(
     record = build_record(call, payload, status, error, client, services.settings.log_content)
     services.metrics.observe_call(record, call.upstream_wait)
     await services.call_log.write(record)
-    services.events.publish(
-        {
-            "type": "call_completed",
-            "request_id": request_id,
-            "model": route.model.id,
-            "provider": record.deployment,
-            "success": status == 200,
-            "status": status,
-            "latency_ms": round(record.latency_ms, 1),
-            "cost_usd": record.cost_usd,
-            "timestamp": time.time(),
-        }
-    )
+    services.events.publish(call_event(record))
     return status, body

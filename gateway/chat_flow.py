@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,9 +12,11 @@ from starlette.responses import Response
 
 from gateway.chat_request import ChatRequest
 from gateway.errors import APIError, from_routing
+from gateway.events import call_event
 from gateway.formats import ChatFormat, Identity, identity
 from gateway.recording import ClientInfo, build_record, usage_with_cost
 from gateway.services import Services
+from gateway.storage.record import CallRecord
 from gateway.streaming import StreamRelay
 from routing.call import Call
 from routing.errors import RoutingError
@@ -122,12 +125,12 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         if chat.stream:
             services.stream_cap.release(holder)
         record = build_record(call, chat.original, status, error, client, settings.log_content)
-        if client_reservation is not None:
-            await settle_client(services, client_reservation, record.total_tokens if status == 200 else None)
         services.metrics.observe_call(record, call.upstream_wait)
         if status == 429:
             services.metrics.rate_limited("deployment", route.model.id)
-        await services.call_log.write(record)
+        services.events.publish(call_event(record))
+        # shielded: a client leaving during this write must not cancel the row
+        await asyncio.shield(persist(record, status))
         log.log(
             logging.WARNING if status >= 500 else logging.INFO,
             "call",
@@ -145,6 +148,11 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
                 "error": error or None,
             },
         )
+
+    async def persist(record: CallRecord, status: int) -> None:
+        await services.call_log.write(record)
+        if client_reservation is not None:
+            await settle_client(services, client_reservation, record.total_tokens if status == 200 else None)
 
     if chat.stream:
         if not services.stream_cap.acquire(holder):

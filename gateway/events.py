@@ -7,7 +7,28 @@ its oldest events (counted in `dropped`) rather than slowing the request path.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
+
+from gateway.storage.record import CallRecord
+
+
+def call_event(record: CallRecord) -> dict[str, Any]:
+    """The `call_completed` event for a finished call (no content, no secrets)."""
+    return {
+        "type": "call_completed",
+        "request_id": record.request_id,
+        "model": record.model_id,
+        "provider": record.deployment,
+        "provider_type": record.provider,
+        "endpoint": record.endpoint,
+        "success": record.status_code == 200,
+        "status": record.status_code,
+        "latency_ms": round(record.latency_ms, 1),
+        "tokens": record.total_tokens,
+        "cost_usd": record.cost_usd,
+        "timestamp": time.time(),
+    }
 
 
 class Subscription:

@@ -280,6 +280,16 @@ def test_websocket_streams_inference_and_health_events(gateway_factory: GatewayF
                 completed = message
         assert result["success"] and "".join(chunks) == result["response"] == "[golem-eu] echo: stream me"
         assert completed["request_id"] == result["request_id"]
+        chat = httpx.post(
+            f"{gw.url}/v1/chat/completions",
+            json={"model": "llama3.2-1b", "messages": [{"role": "user", "content": "via openai"}]},
+        )
+        while True:
+            message = json.loads(ws.recv(timeout=5))
+            if message["type"] == "call_completed":
+                break
+        assert message["request_id"] == chat.headers["x-request-id"]
+        assert message["endpoint"] == "/v1/chat/completions" and message["success"] is True
         fleet["modal-us"].behaviour = {"health_status": 500}
         deadline = time.monotonic() + 5
         event = None
