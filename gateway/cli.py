@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1:
         use_multiprocess_metrics()
     os.environ["GATEWAY_CONFIGURE_LOGGING"] = "1"  # worker processes configure their own logging at start-up
-    return run_server(args.host, args.port, args.workers, args.graceful_timeout)
+    return run_server(
+        args.host, args.port, args.workers, args.graceful_timeout, os.environ.get("FORWARDED_ALLOW_IPS", "").strip()
+    )
 
 
 if __name__ == "__main__":

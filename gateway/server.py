@@ -25,7 +25,9 @@ class GracefulServer(uvicorn.Server):
                     self._captured_signals.clear()
 
 
-def run_server(host: str, port: int, workers: int, graceful_timeout: float) -> int:
+def run_server(host: str, port: int, workers: int, graceful_timeout: float, forwarded_allow_ips: str = "") -> int:
+    """Serve until SIGTERM. X-Forwarded-For is trusted only from `forwarded_allow_ips` (e.g. the Cloudflare or
+    nginx addresses in front); without it client IPs are the socket's and the per-request rewrite is skipped."""
     config = uvicorn.Config(
         "gateway.app:app",
         host=host,
@@ -38,6 +40,8 @@ def run_server(host: str, port: int, workers: int, graceful_timeout: float) -> i
         server_header=False,
         timeout_graceful_shutdown=max(1, round(graceful_timeout)),
         log_config=None,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or None,
     )
     if workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()

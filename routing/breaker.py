@@ -243,6 +243,11 @@ class BreakerBoard:
         """Make the deployment unavailable until `until` without counting a failure."""
         self._get(key).block_until(until)
 
+    def status(self, key: str) -> BreakerStatus:
+        """The breaker's status alone: cheap enough for every call (state() builds a full snapshot)."""
+        breaker = self._breakers.get(key)
+        return "closed" if breaker is None else breaker.status
+
     def state(self, key: str, now: float | None = None) -> BreakerState:
         """Display state; `now` defaults to the latest time the board has seen."""
         when = self._last_now if now is None else now

@@ -89,7 +89,7 @@ class Guards:
         """Outcome of an admitted attempt: success (no error), an upstream failure, or no verdict (judged=False)."""
         key = admission.dep.key
         self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
-        before = self.breakers.state(key, self._clock()).status
+        before = self.breakers.status(key)
         now = self._clock()
         if not judged:
             self.breakers.release(key)
@@ -106,7 +106,7 @@ class Guards:
                     await self.limiter.release(admission.reservation)
             except Exception as exc:  # a limiter outage must not fail a finished call
                 log.warning("rate limiter settle failed for %s: %s", key, type(exc).__name__)
-        if self.on_state is not None and self.breakers.state(key, now).status != before:
+        if self.on_state is not None and self.breakers.status(key) != before:
             self.on_state(key)
         async with self._freed:
             self._freed.notify_all()
