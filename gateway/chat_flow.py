@@ -20,9 +20,9 @@ from gateway.storage.record import CallRecord
 from gateway.streaming import StreamRelay
 from routing.call import Call
 from routing.errors import RoutingError
-from routing.executor import UpstreamStream
 from routing.manager import ModelRoute
 from routing.ratelimit import Denial, Reservation, client_limit, estimate_tokens
+from routing.stream import UpstreamStream
 
 log = logging.getLogger("gateway.calls")
 

@@ -22,7 +22,7 @@ from gateway.errors import from_routing
 from gateway.formats import DONE, ChatFormat, Identity, sse
 from routing.call import Call
 from routing.errors import RoutingError, UpstreamError
-from routing.executor import UpstreamStream
+from routing.stream import UpstreamStream
 
 log = logging.getLogger("gateway.stream")
 KEEPALIVE = b": keep-alive\n\n"

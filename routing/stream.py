@@ -1,0 +1,135 @@
+"""A committed upstream stream and the accounting of what it carries into the call."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from routing.call import Call
+from routing.config import DeploymentConfig
+from routing.errors import UpstreamError
+from routing.guards import Admission, Guards
+
+
+class UpstreamStream:
+    """A committed stream: the buffered head, then the rest, accounting text, usage and finish into the call."""
+
+    def __init__(
+        self,
+        dep: DeploymentConfig,
+        head: list[dict[str, Any]],
+        batches: AsyncGenerator[list[dict[str, Any]]],
+        call: Call,
+        began: float,
+        guards: Guards,
+        admitted: Admission,
+    ) -> None:
+        self.deployment, self._head, self._batches, self._call, self._began = dep, head, batches, call, began
+        self._guards, self._admitted = guards, admitted
+        self._recorded = False
+
+    async def chunks(self) -> AsyncIterator[dict[str, Any]]:
+        """Each chunk, as it arrives."""
+        async with contextlib.aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+
+    async def batches(self) -> AsyncGenerator[list[dict[str, Any]]]:
+        """The chunks in the groups they arrived in, the buffered head first; a relay sends each group at once."""
+        call = self._call
+        try:
+            if self._head:
+                head, self._head = self._head, []
+                for chunk in head:
+                    account_chunk(call, chunk)
+                yield head
+            async for batch in self._batches:
+                for chunk in batch:
+                    account_chunk(call, chunk)
+                yield batch
+        except UpstreamError as exc:
+            await self._record("timeout" if exc.kind == "timeout" else "error", exc.message, exc)
+            raise
+        except BaseException:
+            await self._record("cancelled", "client went away", None)
+            raise
+        finally:
+            await self._batches.aclose()
+            call.upstream_wait += time.perf_counter() - self._began
+        await self._record("ok", "", None)
+
+    async def aclose(self) -> None:
+        await self._batches.aclose()
+        await self._record("cancelled", "closed before the end", None)
+
+    async def _record(self, outcome: str, error: str, exc: UpstreamError | None) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        self._call.add_attempt(self.deployment, outcome, 200, self._began, error)
+        if outcome == "ok":
+            await self._guards.finish(self._admitted, tokens=total_tokens(self._call))
+        elif exc is not None:
+            await self._guards.finish(self._admitted, exc)
+        else:
+            await self._guards.finish(self._admitted, judged=False)
+
+
+def account_chunk(call: Call, chunk: dict[str, Any]) -> None:
+    usage = chunk.get("usage")
+    if usage:
+        call.usage = usage
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta")
+        if delta:
+            content = delta.get("content")
+            if content:
+                call.text.append(content)
+        if choice.get("finish_reason"):
+            call.finish_reason = choice["finish_reason"]
+
+
+def account_completion(call: Call, result: dict[str, Any]) -> None:
+    call.usage = result.get("usage") or None
+    choices = result.get("choices") or []
+    if choices:
+        first = choices[0]
+        call.finish_reason = first.get("finish_reason") or ""
+        content = (first.get("message") or {}).get("content")
+        if isinstance(content, str):
+            call.text.append(content)
+
+
+def chunks_from_completion(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """A whole completion as stream chunks, for upstreams that cannot stream."""
+    base = {"id": result.get("id", ""), "object": "chat.completion.chunk", "created": result.get("created", 0)}
+    chunks: list[dict[str, Any]] = []
+    for choice in result.get("choices") or []:
+        message = dict(choice.get("message") or {})
+        delta = {"role": "assistant", **{k: v for k, v in message.items() if k != "role"}}
+        chunks.append({**base, "choices": [{"index": choice.get("index", 0), "delta": delta, "finish_reason": None}]})
+        chunks.append(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": choice.get("index", 0),
+                        "delta": {},
+                        "finish_reason": choice.get("finish_reason") or "stop",
+                    }
+                ],
+            }
+        )
+    if result.get("usage"):
+        chunks.append({**base, "choices": [], "usage": result["usage"]})
+    return chunks
+
+
+def total_tokens(call: Call) -> int:
+    usage = call.usage or {}
+    return int(
+        usage.get("total_tokens") or int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
+    )
