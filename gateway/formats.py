@@ -25,13 +25,18 @@ def sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
+def envelope(who: Identity, obj: str, **fields: Any) -> dict[str, Any]:
+    """The fields every response object of one call shares, then `fields`."""
+    return {"id": who.id, "object": obj, "created": who.created, "model": who.model, "provider": who.provider, **fields}
+
+
 class ChatFormat:
     """`chat.completion` / `chat.completion.chunk`."""
 
+    chunk_object = "chat.completion.chunk"
+
     def response(self, result: dict[str, Any], who: Identity, usage: dict[str, Any] | None) -> dict[str, Any]:
-        result["id"], result["object"], result["model"] = who.id, "chat.completion", who.model
-        result["created"] = who.created
-        result["provider"] = who.provider
+        result.update(envelope(who, "chat.completion"))
         if usage is not None:
             result["usage"] = usage
         return result
@@ -39,61 +44,31 @@ class ChatFormat:
     def chunk(self, chunk: dict[str, Any], who: Identity) -> dict[str, Any] | None:
         if not chunk.get("choices"):
             return None  # usage-only chunk: re-emitted canonically at the end
-        chunk["id"], chunk["object"], chunk["created"], chunk["model"] = (
-            who.id,
-            "chat.completion.chunk",
-            who.created,
-            who.model,
-        )
-        chunk["provider"] = who.provider
+        chunk.update(envelope(who, self.chunk_object))
         chunk.pop("usage", None)
         return chunk
 
     def usage_chunk(self, usage: dict[str, Any], who: Identity) -> dict[str, Any]:
-        return {
-            "id": who.id,
-            "object": "chat.completion.chunk",
-            "created": who.created,
-            "model": who.model,
-            "provider": who.provider,
-            "choices": [],
-            "usage": usage,
-        }
+        return envelope(who, self.chunk_object, choices=[], usage=usage)
 
     def error_chunk(self, who: Identity, code: str, message: str) -> dict[str, Any]:
         """OpenRouter's mid-stream error event: finish_reason "error" and an error object."""
-        return {
-            "id": who.id,
-            "object": "chat.completion.chunk",
-            "created": who.created,
-            "model": who.model,
-            "provider": who.provider,
-            "error": {"code": code, "message": message},
-            "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
-        }
+        return envelope(
+            who,
+            self.chunk_object,
+            error={"code": code, "message": message},
+            choices=[{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+        )
 
 
 class TextFormat(ChatFormat):
     """Legacy `text_completion` objects, mapped from chat results."""
 
+    chunk_object = "text_completion"
+
     def response(self, result: dict[str, Any], who: Identity, usage: dict[str, Any] | None) -> dict[str, Any]:
-        choices = [
-            {
-                "text": (c.get("message") or {}).get("content") or "",
-                "index": c.get("index", 0),
-                "logprobs": None,
-                "finish_reason": c.get("finish_reason"),
-            }
-            for c in result.get("choices") or []
-        ]
-        out: dict[str, Any] = {
-            "id": who.id,
-            "object": "text_completion",
-            "created": who.created,
-            "model": who.model,
-            "provider": who.provider,
-            "choices": choices,
-        }
+        choices = [_text_choice(c, (c.get("message") or {}).get("content")) for c in result.get("choices") or []]
+        out = envelope(who, "text_completion", choices=choices)
         if usage is not None:
             out["usage"] = usage
         return out
@@ -102,33 +77,18 @@ class TextFormat(ChatFormat):
         choices = chunk.get("choices")
         if not choices:
             return None
-        return {
-            "id": who.id,
-            "object": "text_completion",
-            "created": who.created,
-            "model": who.model,
-            "provider": who.provider,
-            "choices": [
-                {
-                    "text": (c.get("delta") or {}).get("content") or "",
-                    "index": c.get("index", 0),
-                    "logprobs": None,
-                    "finish_reason": c.get("finish_reason"),
-                }
-                for c in choices
-            ],
-        }
+        return envelope(
+            who, "text_completion", choices=[_text_choice(c, (c.get("delta") or {}).get("content")) for c in choices]
+        )
 
-    def usage_chunk(self, usage: dict[str, Any], who: Identity) -> dict[str, Any]:
-        return {
-            "id": who.id,
-            "object": "text_completion",
-            "created": who.created,
-            "model": who.model,
-            "provider": who.provider,
-            "choices": [],
-            "usage": usage,
-        }
+
+def _text_choice(choice: dict[str, Any], text: Any) -> dict[str, Any]:
+    return {
+        "text": text or "",
+        "index": choice.get("index", 0),
+        "logprobs": None,
+        "finish_reason": choice.get("finish_reason"),
+    }
 
 
 def identity(request_id: str, model: str, provider: str) -> Identity:

@@ -195,6 +195,21 @@ def check_limits(
     return Denial(refused[0], refused[1], wait, states)
 
 
+def charge(
+    active: tuple[Limit, ...], tokens: int, now: float, windows: Sequence[tuple[dict[int, int], dict[int, int]]]
+) -> Reservation:
+    """Count one request and the token estimate into each limit's current bucket; the admitted reservation."""
+    bucket = math.floor(now)
+    charged = tuple(limit.cost(tokens) for limit in active)
+    for limit, cost, (requests, token_buckets) in zip(active, charged, windows, strict=True):
+        if limit.rpm:
+            requests[bucket] = requests.get(bucket, 0) + 1
+        if limit.tpm:
+            token_buckets[bucket] = token_buckets.get(bucket, 0) + cost
+    states = tuple(limit_state(lim, r, t, now) for lim, (r, t) in zip(active, windows, strict=True))
+    return Reservation(active, max(tokens, 0), charged, bucket, now, states)
+
+
 def active_limits(limits: Iterable[Limit]) -> tuple[Limit, ...]:
     """The limits that limit something; a scope given twice is a caller bug."""
     out = tuple(limit for limit in limits if limit.active)
@@ -304,15 +319,7 @@ class InProcessRateLimiter:
         denial = check_limits(active, tokens, now, windows)
         if denial is not None:
             return denial
-        bucket = math.floor(now)
-        charged = tuple(limit.cost(tokens) for limit in active)
-        for limit, cost, (requests, token_buckets) in zip(active, charged, windows, strict=True):
-            if limit.rpm:
-                requests[bucket] = requests.get(bucket, 0) + 1
-            if limit.tpm:
-                token_buckets[bucket] = token_buckets.get(bucket, 0) + cost
-        states = tuple(limit_state(lim, r, t, now) for lim, (r, t) in zip(active, windows, strict=True))
-        return Reservation(active, max(tokens, 0), charged, bucket, now, states)
+        return charge(active, tokens, now, windows)
 
     async def settle(self, reservation: Reservation, actual_tokens: int, now: float | None = None) -> None:
         now = self._clock() if now is None else now

@@ -25,6 +25,7 @@ from routing.ratelimit import (
     LimitState,
     Reservation,
     active_limits,
+    charge,
     check_limits,
     limit_state,
 )
@@ -180,15 +181,8 @@ class RedisRateLimiter:
             if denial is None:  # cannot happen: the script and check_limits apply the same rule
                 raise RateLimitBackendError("rate limiter: Redis refused but the limits fit")
             return denial
-        bucket = math.floor(at)
-        charged = tuple(limit.cost(tokens) for limit in active)
-        for limit, cost, (requests, token_buckets) in zip(active, charged, windows, strict=True):
-            if limit.rpm:
-                requests[bucket] = requests.get(bucket, 0) + 1
-            if limit.tpm:
-                token_buckets[bucket] = token_buckets.get(bucket, 0) + cost
-        states = tuple(limit_state(lim, r, t, at) for lim, (r, t) in zip(active, windows, strict=True))
-        return Reservation(active, max(tokens, 0), charged, bucket, at, states)
+        # the script charged Redis; apply the same charge to the snapshot it returned, for the headers
+        return charge(active, tokens, at, windows)
 
     async def settle(self, reservation: Reservation, actual_tokens: int, now: float | None = None) -> None:
         keys: list[str] = []

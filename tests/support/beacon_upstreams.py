@@ -17,14 +17,14 @@ import contextlib
 import dataclasses
 import itertools
 import socket
-import threading
 import time
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
+from tests.support.loop_server import LoopServer
 from tests.support.upstream import RequestRecord
 
 
@@ -52,7 +52,7 @@ class BeaconBehaviour:
         return cls(**behaviour)
 
 
-class _FakeBeacon:
+class _FakeBeacon(LoopServer):
     """Socket, thread and recording machinery shared by the three fakes (the approach of tests.support.upstream)."""
 
     kind: ClassVar[str] = ""
@@ -120,29 +120,6 @@ class _FakeBeacon:
         self.requests.clear()
         self.max_in_flight = self.in_flight
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        """Listen (again) on the same port; a no-op when already listening."""
-        await self._on_own_loop(self._start())
-
-    async def stop(self) -> None:
-        """Close the listening socket and every connection, so new connections are refused."""
-        await self._on_own_loop(self._stop())
-
-    def start_sync(self) -> None:
-        """Thread-safe `start` for a fake running in its own thread."""
-        self._run_threadsafe(self._start())
-
-    def stop_sync(self) -> None:
-        """Thread-safe `stop` for a fake running in its own thread."""
-        self._run_threadsafe(self._stop())
-
     @classmethod
     @contextlib.contextmanager
     def in_thread(
@@ -150,39 +127,8 @@ class _FakeBeacon:
     ) -> Iterator[Self]:
         """Run the fake on its own event loop in a background thread for the duration of the block."""
         fake = cls(name, region, behaviour, **kwargs)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name=f"fake-{cls.kind}-{fake.name}", daemon=True)
-        thread.start()
-        fake._loop = loop
-        try:
-            fake.start_sync()
+        with fake.threaded(f"fake-{cls.kind}-{fake.name}"):
             yield fake
-        finally:
-            try:
-                fake.stop_sync()
-            finally:
-                asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(timeout=10)
-                loop.call_soon_threadsafe(loop.stop)
-                thread.join()
-                loop.close()
-
-    async def _on_own_loop(self, coro: Coroutine[Any, Any, None]) -> None:
-        running = asyncio.get_running_loop()
-        if self._loop is None or self._loop is running or self._loop.is_closed():
-            self._loop = running
-            await coro
-        else:
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
-
-    def _run_threadsafe(self, coro: Coroutine[Any, Any, None]) -> None:
-        if self._loop is None:
-            coro.close()
-            raise RuntimeError("start_sync/stop_sync need a fake started with in_thread")
-        with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is self._loop:
-                coro.close()
-                raise RuntimeError("use `await start()`/`await stop()` on the fake's own loop")
-        asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
     def _routes(self, app: web.Application) -> None:
         raise NotImplementedError

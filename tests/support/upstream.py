@@ -20,11 +20,13 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from aiohttp import web
+
+from tests.support.loop_server import LoopServer
 
 CHAT_PATH = "/v1/chat/completions"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -113,7 +115,7 @@ class RequestRecord:
         return await asyncio.to_thread(self.ended.wait, within)
 
 
-class FakeUpstream:
+class FakeUpstream(LoopServer):
     """An OpenAI-compatible server on 127.0.0.1 that reports its `name` in every response."""
 
     def __init__(
@@ -167,67 +169,12 @@ class FakeUpstream:
         """Forget recorded requests."""
         self.requests.clear()
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        """Listen (again) on the same port; a no-op when already listening."""
-        await self._on_own_loop(self._start())
-
-    async def stop(self) -> None:
-        """Close the listening socket and every connection, so new connections are refused."""
-        await self._on_own_loop(self._stop())
-
-    def start_sync(self) -> None:
-        """Thread-safe `start` for an upstream running in its own thread."""
-        self._run_threadsafe(self._start())
-
-    def stop_sync(self) -> None:
-        """Thread-safe `stop` for an upstream running in its own thread."""
-        self._run_threadsafe(self._stop())
-
     @classmethod
     @contextlib.contextmanager
     def in_thread(cls, name: str, behaviour: Mapping[str, Any] | None = None, **kwargs: Any) -> Iterator[Self]:
         """Run an upstream on its own event loop in a background thread for the duration of the block."""
-        upstream = cls(name, behaviour, **kwargs)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name=f"fake-upstream-{name}", daemon=True)
-        thread.start()
-        upstream._loop = loop
-        try:
-            upstream.start_sync()
+        with cls(name, behaviour, **kwargs).threaded(f"fake-upstream-{name}") as upstream:
             yield upstream
-        finally:
-            try:
-                upstream.stop_sync()
-            finally:
-                asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(timeout=10)
-                loop.call_soon_threadsafe(loop.stop)
-                thread.join()
-                loop.close()
-
-    async def _on_own_loop(self, coro: Coroutine[Any, Any, None]) -> None:
-        running = asyncio.get_running_loop()
-        if self._loop is None or self._loop is running or self._loop.is_closed():
-            self._loop = running
-            await coro
-        else:
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
-
-    def _run_threadsafe(self, coro: Coroutine[Any, Any, None]) -> None:
-        if self._loop is None:
-            coro.close()
-            raise RuntimeError("start_sync/stop_sync need an upstream started with FakeUpstream.in_thread")
-        with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is self._loop:
-                coro.close()
-                raise RuntimeError("use `await start()`/`await stop()` on the upstream's own loop")
-        asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
     async def _start(self) -> None:
         if self._runner is not None:
