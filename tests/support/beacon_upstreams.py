@@ -88,16 +88,6 @@ class _FakeBeacon(LoopServer):
         self._behaviour = dict(value)
 
     @property
-    def port(self) -> int:
-        if not self._port:
-            raise RuntimeError(f"fake {self.kind} {self.name!r} was never started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def base_url(self) -> str:
         """What a deployment's `base_url` is set to for this upstream."""
         return self.url

@@ -14,6 +14,17 @@ class LoopServer:
     """Subclasses implement `_start()` and `_stop()` (listen / close every socket) on the server's loop."""
 
     _loop: asyncio.AbstractEventLoop | None = None
+    _port: int = 0
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise RuntimeError(f"{type(self).__name__} was never started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     async def _start(self) -> None:
         raise NotImplementedError

@@ -147,16 +147,6 @@ class FakeUpstream(LoopServer):
         self._behaviour = dict(value)
 
     @property
-    def port(self) -> int:
-        if not self._port:
-            raise RuntimeError(f"upstream {self.name!r} was never started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
 
