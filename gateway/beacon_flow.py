@@ -162,5 +162,6 @@ async def run_inference(
     record = build_record(call, payload, status, error, client, services.settings.log_content)
     services.metrics.observe_call(record, call.upstream_wait)
     await services.call_log.write(record)
-    services.events.publish(call_event(record))
+    if services.events.subscribers:
+        services.events.publish(call_event(record))
     return status, body

@@ -128,9 +128,13 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         services.metrics.observe_call(record, call.upstream_wait)
         if status == 429:
             services.metrics.rate_limited("deployment", route.model.id)
-        services.events.publish(call_event(record))
-        # shielded: a client leaving during this write must not cancel the row
-        await asyncio.shield(persist(record, status))
+        if services.events.subscribers:
+            services.events.publish(call_event(record))
+        if services.call_log.settings.sync or client_reservation is not None:
+            # these awaits can suspend: a client leaving meanwhile must not cancel the row (or the settle)
+            await asyncio.shield(persist(record, status))
+        else:
+            await services.call_log.write(record)  # a non-blocking enqueue: nothing here can be cancelled
         log.log(
             logging.WARNING if status >= 500 else logging.INFO,
             "call",
