@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.storage.rows import Row
 from gateway.storage.schema import COLUMN_NAMES, api_logs, ensure_schema
 from gateway.storage.settings import StorageSettings
+from gateway.storage.sqlite_bulk import SqliteBulk, bind_processors
 
 EngineFactory = Callable[[], AsyncEngine]
 
@@ -81,10 +83,12 @@ def insert_statement(dialect_name: str, json_columns: frozenset[str] = frozenset
 class Database:
     """Owns one engine, built lazily by `factory` and rebuilt after a failure."""
 
-    def __init__(self, factory: EngineFactory) -> None:
+    def __init__(self, factory: EngineFactory, sqlite_busy_timeout_ms: int = 5_000) -> None:
         self._factory = factory
         self._engine: AsyncEngine | None = None
         self._insert: Insert | None = None
+        self._bulk: SqliteBulk | None = None  # SQLite only: inserts bypass aiosqlite (see sqlite_bulk.py)
+        self._busy_ms = sqlite_busy_timeout_ms
         self._lock = asyncio.Lock()
 
     async def ready(self) -> AsyncEngine:
@@ -100,6 +104,8 @@ class Database:
                 await engine.dispose()
                 raise
             self._insert = insert_statement(engine.dialect.name, json_columns)
+            if engine.dialect.name == "sqlite" and engine.url.database:
+                self._bulk = SqliteBulk(engine.url.database, bind_processors(engine.dialect), self._busy_ms)
             self._engine = engine
             return engine
 
@@ -110,8 +116,11 @@ class Database:
         return self._engine.url.render_as_string(hide_password=True)
 
     async def insert(self, rows: Sequence[Row]) -> None:
-        """Insert rows in one transaction (executemany)."""
+        """Insert rows in one transaction (SQLite: one thread hop; PostgreSQL: executemany)."""
         engine = await self.ready()
+        if self._bulk is not None:
+            await self._bulk.insert(rows)
+            return
         params = [{name: row.get(name) for name in COLUMN_NAMES} for row in rows]
         assert self._insert is not None  # set together with the engine
         async with engine.begin() as conn:
@@ -135,6 +144,9 @@ class Database:
         """Drop the engine so the next call builds a fresh one (and re-checks the schema)."""
         async with self._lock:
             engine, self._engine = self._engine, None
+            bulk, self._bulk = self._bulk, None
+        if bulk is not None:
+            await bulk.close()
         if engine is not None:
             await engine.dispose()
 
@@ -145,4 +157,4 @@ class Database:
 
 def is_data_error(exc: BaseException) -> bool:
     """Errors caused by the rows themselves; retrying the same rows would fail forever."""
-    return isinstance(exc, IntegrityError | DataError)
+    return isinstance(exc, IntegrityError | DataError | sqlite3.IntegrityError | sqlite3.DataError | OverflowError)

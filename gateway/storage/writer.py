@@ -43,7 +43,7 @@ class CallLog:
         self.settings = settings
         self.enabled = settings.enabled
         self.backend: str = settings.backend
-        self._db = Database(engine_factory or partial(make_engine, settings))
+        self._db = Database(engine_factory or partial(make_engine, settings), settings.sqlite_busy_timeout_ms)
         self._out = Delivery(settings, self._db, Spool(settings.spool_dir), _safe_describe(settings))
         self._queue: asyncio.Queue[CallRecord | None] = asyncio.Queue(maxsize=settings.queue_max)
         self._task: asyncio.Task[None] | None = None

@@ -10,6 +10,7 @@ import orjson
 
 from gateway.storage.rows import record_to_row
 from gateway.storage.spool import Spool
+from gateway.storage.sqlite_bulk import MAX_ROWS
 from tests.integration.storage.conftest import Target, make_record
 
 
@@ -182,3 +183,38 @@ async def test_writes_after_close_are_spooled(target: Target) -> None:
     await log.write(make_record())
     assert log.counters()["rows_spooled"] == 1
     assert log.counters()["rows_lost"] == 0
+
+
+async def test_batch_larger_than_one_insert_statement(target: Target) -> None:
+    # SQLite writes one multi-row INSERT per MAX_ROWS rows; a batch spanning several must land whole, once.
+    log = target.call_log(batch_size=2 * MAX_ROWS + 7, queue_max=10_000, flush_interval_s=1.0)
+    await log.start()
+    records = [make_record(i) for i in range(2 * MAX_ROWS + 7)]
+    for record in records:
+        await log.write(record)
+    await log.flush()
+    await log.close()
+
+    assert await target.count() == len(records)
+    assert log.counters()["batches"] == 1
+    assert sorted(r["request_id"] for r in await target.rows()) == sorted(r.request_id for r in records)
+
+
+async def test_a_refused_row_is_set_aside_and_the_rest_of_its_batch_written(target: Target) -> None:
+    good = [record_to_row(make_record(i), log_content=True) for i in range(20)]
+    bad = {**record_to_row(make_record(99), log_content=True), "model_id": None}  # NOT NULL: refused for good
+    Spool(target.settings.spool_dir).append([*good[:10], bad, *good[10:]])
+
+    log = target.call_log()
+    await log.start()
+    await log.flush()
+    await log.close()
+
+    counters = log.counters()
+    assert counters["rows_rejected"] == 1
+    assert counters["rows_lost"] == 0
+    assert sorted(r["request_id"] for r in await target.rows()) == sorted(r["request_id"] for r in good)
+    rejected = list(target.settings.spool_dir.glob("rejected-*.jsonl"))
+    assert [orjson.loads(line)["request_id"] for p in rejected for line in p.read_bytes().splitlines()] == [
+        bad["request_id"]
+    ]
