@@ -1,4 +1,8 @@
-"""The upstream HTTP client: one pooled aiohttp session, foreign errors translated once into UpstreamError."""
+"""Upstream HTTP: the lean keep-alive pool (routing/http1.py) on the hot path, an aiohttp session for the rest.
+
+Calls to deployments go through `Pool`; health probes and other side requests use `session`. Foreign errors
+are translated once, here, into UpstreamError.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from adapters.sse import SSEDecoder
 from routing.backoff import parse_retry_after
 from routing.config import DeploymentConfig, Timeouts
 from routing.errors import ClientRequestError, UpstreamError
+from routing.http1 import ConnectError, HttpError, Pool, Response
 
 # Statuses that mean "this deployment cannot serve now" and so fall back; any other 4xx is the client's fault.
 RETRYABLE_STATUS = frozenset({401, 403, 404, 408, 409, 425, 429})
@@ -21,13 +26,15 @@ _MAX_ERROR_BODY = 64 * 1024
 
 
 class HttpTransport:
-    """Owns the connection pool. aiohttp measured ~10x httpx's pool under concurrency (bench/RESULTS.md)."""
+    """Owns the connection pools (httpx's measured ~10x slower than aiohttp's, ours faster still: bench/RESULTS.md)."""
 
     def __init__(self, pool_size: int = 0, pool_per_host: int = 0, keepalive: float = 30.0) -> None:
         self._pool_size, self._per_host, self._keepalive = pool_size, pool_per_host, keepalive
         self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
 
     async def start(self) -> None:
+        self._pool = Pool(keepalive=self._keepalive, limit=self._pool_size)
         connector = aiohttp.TCPConnector(
             limit=self._pool_size, limit_per_host=self._per_host, keepalive_timeout=self._keepalive, ttl_dns_cache=300
         )
@@ -35,6 +42,9 @@ class HttpTransport:
         self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
 
     async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -45,34 +55,47 @@ class HttpTransport:
             raise RuntimeError("transport not started")
         return self._session
 
-    async def open(self, dep: DeploymentConfig, req: UpstreamRequest, adapter: Adapter, budget: float) -> Any:
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            raise RuntimeError("transport not started")
+        return self._pool
+
+    async def open(self, dep: DeploymentConfig, req: UpstreamRequest, adapter: Adapter, budget: float) -> Response:
         """Send the request and wait for response headers within the time-to-first-byte budget."""
         t = dep.timeouts
-        timeout = aiohttp.ClientTimeout(total=min(t.total, budget), connect=t.connect, sock_connect=t.connect)
         try:
             async with asyncio.timeout(min(t.first_token, budget)):
-                resp = await self.session.request(
-                    req.method, req.url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False
+                resp = await self.pool.request(
+                    req.method,
+                    req.url,
+                    req.headers,
+                    req.body,
+                    connect_timeout=t.connect,
+                    total_timeout=min(t.total, budget),
                 )
         except TimeoutError:
             raise UpstreamError("timeout", f"{dep.name}: no response within {min(t.first_token, budget):g}s") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError("connect", f"{dep.name}: cannot connect ({_reason(exc)})") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except ConnectError as exc:
+            raise UpstreamError("connect", f"{dep.name}: cannot connect ({exc})") from None
+        except HttpError as exc:
+            raise UpstreamError("connect", f"{dep.name}: connection failed ({exc})") from None
+        except OSError as exc:
             raise UpstreamError("connect", f"{dep.name}: connection failed ({type(exc).__name__})") from None
         if resp.status >= 400:
             await _raise_for_status(dep, resp, adapter)
         return resp
 
     async def read_json(
-        self, dep: DeploymentConfig, resp: Any, adapter: Adapter, request: UpstreamRequest | None = None
+        self, dep: DeploymentConfig, resp: Response, adapter: Adapter, request: UpstreamRequest | None = None
     ) -> dict[str, Any]:
         try:
-            body = await resp.read()
+            async with asyncio.timeout_at(resp.deadline):
+                body = await resp.read()
         except TimeoutError:
             raise UpstreamError("timeout", f"{dep.name}: body not received within {dep.timeouts.total:g}s") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError("stream", f"{dep.name}: connection lost while reading ({type(exc).__name__})") from None
+        except (HttpError, OSError) as exc:
+            raise UpstreamError("stream", f"{dep.name}: connection lost while reading ({exc})") from None
         finally:
             resp.release()
         try:
@@ -80,27 +103,29 @@ class HttpTransport:
         except ProtocolError as exc:
             raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
 
-    async def sse_batches(self, dep: DeploymentConfig, resp: Any, timeouts: Timeouts) -> AsyncIterator[list[bytes]]:
+    async def sse_batches(
+        self, dep: DeploymentConfig, resp: Response, timeouts: Timeouts
+    ) -> AsyncIterator[list[bytes]]:
         """The SSE `data` payloads completed by each upstream read, as they arrive (never waiting for more).
 
-        One idle timer per read, not per line: a gap longer than `timeouts.idle` between upstream bytes ends
-        the stream. Bytes that are already buffered are taken without arming a timer at all.
+        One timer per read, not per line: a gap longer than `timeouts.idle` between upstream bytes, or the
+        exchange running past `timeouts.total`, ends the stream. Bytes already buffered are taken without a timer.
         """
         decoder = SSEDecoder()
-        content = resp.content
         idle = timeouts.idle
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                data = content.read_nowait()
-                if not data and not content.at_eof():
-                    async with asyncio.timeout(idle):
-                        data = await content.readany()
+                data = resp.read_nowait()
+                if not data and not resp.at_eof():
+                    async with asyncio.timeout_at(min(loop.time() + idle, resp.deadline)):
+                        data = await resp.readany()
             except TimeoutError:
+                if loop.time() >= resp.deadline:
+                    raise UpstreamError("timeout", f"{dep.name}: stream exceeded {timeouts.total:g}s in all") from None
                 raise UpstreamError("timeout", f"{dep.name}: stream stalled for {idle:g}s") from None
-            except (aiohttp.ClientError, OSError) as exc:
-                raise UpstreamError(
-                    "stream", f"{dep.name}: connection lost mid-stream ({type(exc).__name__})"
-                ) from None
+            except (HttpError, OSError) as exc:
+                raise UpstreamError("stream", f"{dep.name}: connection lost mid-stream ({exc})") from None
             if not data:
                 tail = decoder.flush()
                 if tail is not None:
@@ -114,10 +139,11 @@ class HttpTransport:
                 yield events
 
 
-async def _raise_for_status(dep: DeploymentConfig, resp: Any, adapter: Adapter) -> None:
+async def _raise_for_status(dep: DeploymentConfig, resp: Response, adapter: Adapter) -> None:
     try:
-        body = await resp.content.read(_MAX_ERROR_BODY)
-    except (aiohttp.ClientError, OSError, TimeoutError):
+        async with asyncio.timeout_at(resp.deadline):
+            body = await resp.read(_MAX_ERROR_BODY)
+    except (HttpError, OSError, TimeoutError):
         body = b""
     finally:
         resp.close()
@@ -127,7 +153,3 @@ async def _raise_for_status(dep: DeploymentConfig, resp: Any, adapter: Adapter) 
     if status >= 500 or status in RETRYABLE_STATUS:
         raise UpstreamError("status", f"{dep.name}: HTTP {status}: {message}", status=status, retry_after=retry_after)
     raise ClientRequestError(status, message)
-
-
-def _reason(exc: aiohttp.ClientConnectorError) -> str:
-    return exc.os_error.strerror or type(exc.os_error).__name__ if exc.os_error else "connector error"

@@ -1,0 +1,245 @@
+"""The upstream HTTP/1.1 client against raw loopback servers that answer with exactly the bytes a test gives."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from routing.http1 import ConnectError, HttpError, Pool
+
+Handler = Callable[[bytes], list[bytes]]  # request bytes -> writes to send; a CLOSE among them hangs up there
+CLOSE = b""
+
+
+class RawServer:
+    """Reads one request per exchange (headers + content-length body) and sends the handler's bytes."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/chat/completions?x=1"
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                for data in self.handler(request):
+                    if data is CLOSE:
+                        return
+                    writer.write(data)
+                    await writer.drain()
+                    await asyncio.sleep(0.01)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], asyncio.Future[RawServer]]]:
+    servers: list[RawServer] = []
+
+    async def start(handler: Handler) -> RawServer:
+        raw = RawServer(handler)
+        raw.server = await asyncio.start_server(raw.serve, "127.0.0.1", 0)
+        servers.append(raw)
+        return raw
+
+    yield start  # type: ignore[misc]
+    for raw in servers:
+        assert raw.server is not None
+        raw.server.close()
+
+
+def ok(body: bytes, *extra: str) -> list[bytes]:
+    head = "\r\n".join(["HTTP/1.1 200 OK", f"Content-Length: {len(body)}", *extra]) + "\r\n\r\n"
+    return [head.encode() + body]
+
+
+async def post(pool: Pool, url: str, body: bytes = b'{"a": 1}') -> tuple[int, bytes, dict[str, str]]:
+    resp = await pool.request(
+        "POST", url, {"Content-Type": "application/json"}, body, connect_timeout=2, total_timeout=5
+    )
+    data = await resp.read()
+    resp.release()
+    return resp.status, data, dict(resp.headers)
+
+
+async def test_request_line_headers_and_body_reach_the_server(serve) -> None:
+    raw = await serve(lambda req: ok(b"{}"))
+    pool = Pool()
+    assert (await post(pool, raw.url, b"hello"))[:2] == (200, b"{}")
+    request = raw.requests[0]
+    assert request.startswith(b"POST /v1/chat/completions?x=1 HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{raw.server.sockets[0].getsockname()[1]}\r\n".encode() in request
+    assert b"Content-Length: 5\r\n" in request and request.endswith(b"\r\n\r\nhello")
+    await pool.close()
+
+
+async def test_keep_alive_reuses_one_connection(serve) -> None:
+    raw = await serve(lambda req: ok(b"x"))
+    pool = Pool()
+    for _ in range(5):
+        assert (await post(pool, raw.url))[1] == b"x"
+    assert raw.connections == 1
+    await pool.close()
+
+
+async def test_chunked_body_arrives_piece_by_piece(serve) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n"
+    raw = await serve(lambda req: [head, b"5\r\nhello\r\n", b"6\r\n world\r\n", b"0\r\n\r\n"])
+    pool = Pool()
+    resp = await pool.request("POST", raw.url, {}, b"{}", connect_timeout=2, total_timeout=5)
+    assert resp.headers.get("content-type") == resp.headers.get("Content-Type") == "text/event-stream"
+    pieces = []
+    while not resp.at_eof():
+        data = await resp.readany()
+        if data:
+            pieces.append(data)
+    resp.release()
+    assert b"".join(pieces) == b"hello world"
+    assert len(pieces) >= 2  # relayed as it came, not gathered to the end
+    assert (await post(pool, raw.url))[0] == 200 and raw.connections == 1  # and the connection was reused
+    await pool.close()
+
+
+async def test_body_delimited_by_close_is_complete_and_not_pooled(serve) -> None:
+    raw = await serve(lambda req: [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\nall", CLOSE])
+    pool = Pool()
+    assert (await post(pool, raw.url))[1] == b"all"
+    assert (await post(pool, raw.url))[1] == b"all"
+    assert raw.connections == 2
+    await pool.close()
+
+
+async def test_gzip_is_decoded(serve) -> None:
+    body = gzip.compress(b'{"ok": true}')
+    raw = await serve(lambda req: ok(body, "Content-Encoding: gzip"))
+    pool = Pool()
+    assert (await post(pool, raw.url))[1] == b'{"ok": true}'
+    await pool.close()
+
+
+async def test_refused_connection_is_a_connect_error() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    with pytest.raises(ConnectError):
+        await Pool().request("POST", f"http://127.0.0.1:{port}/x", {}, b"", connect_timeout=2, total_timeout=5)
+
+
+async def test_malformed_response_is_an_http_error(serve) -> None:
+    raw = await serve(lambda req: [b"SPAM 200 nope\r\n\r\n"])
+    with pytest.raises(HttpError):
+        await Pool().request("POST", raw.url, {}, b"", connect_timeout=2, total_timeout=5)
+
+
+async def test_body_cut_short_raises_on_read_and_the_connection_is_dropped(serve) -> None:
+    raw = await serve(lambda req: [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", CLOSE])
+    pool = Pool()
+    resp = await pool.request("POST", raw.url, {}, b"", connect_timeout=2, total_timeout=5)
+    assert await resp.readany() == b"partial"
+    with pytest.raises(HttpError, match="connection lost"):
+        await asyncio.wait_for(resp.read(), 5)
+    resp.release()  # not reusable: the next request opens a new connection
+    with pytest.raises(HttpError):
+        await post(pool, raw.url)
+    assert raw.connections == 2
+    await pool.close()
+
+
+async def test_connection_closed_before_any_response_is_an_http_error(serve) -> None:
+    raw = await serve(lambda req: [CLOSE])
+    with pytest.raises(HttpError, match="connection lost"):
+        await Pool().request("POST", raw.url, {}, b"", connect_timeout=2, total_timeout=5)
+
+
+async def test_stale_idle_connection_is_not_reused(serve) -> None:
+    raw = await serve(lambda req: ok(b"x"))
+    pool = Pool(keepalive=0.05)
+    await post(pool, raw.url)
+    await asyncio.sleep(0.1)
+    await post(pool, raw.url)
+    assert raw.connections == 2
+    await pool.close()
+
+
+async def test_server_closing_an_idle_connection_is_noticed(serve) -> None:
+    raw = await serve(lambda req: ok(b"x", "Connection: close"))
+    pool = Pool()
+    await post(pool, raw.url)
+    await post(pool, raw.url)  # "Connection: close" answers are never pooled
+    assert raw.connections == 2
+    await pool.close()
+
+
+async def test_pool_limit_makes_requests_wait_for_a_free_connection(serve) -> None:
+    raw = await serve(lambda req: ok(b"x"))
+    pool = Pool(limit=1)
+    first = await pool.request("POST", raw.url, {}, b"", connect_timeout=2, total_timeout=5)
+    second = asyncio.create_task(post(pool, raw.url))
+    await asyncio.sleep(0.05)
+    assert not second.done()  # waiting for the one connection
+    await first.read()
+    first.release()
+    assert (await asyncio.wait_for(second, 5))[1] == b"x"
+    assert raw.connections == 1
+    await pool.close()
+
+
+async def test_header_values_with_line_breaks_are_refused(serve) -> None:
+    raw = await serve(lambda req: ok(b"x"))
+    with pytest.raises(HttpError):
+        await Pool().request("POST", raw.url, {"X-Bad": "a\r\nInjected: 1"}, b"", connect_timeout=2, total_timeout=5)
+    assert raw.requests == []
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_https_with_certificate_verification(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    raw = RawServer(lambda req: ok(b"secure"))
+    server = await asyncio.start_server(raw.serve, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    url = f"https://localhost:{port}/v1/x"
+
+    with pytest.raises(ConnectError, match="TLS"):  # the default context does not trust a self-signed cert
+        await Pool().request("POST", url, {}, b"", connect_timeout=2, total_timeout=5)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    pool = Pool(ssl_context=trusting)
+    assert (await post(pool, url))[1] == b"secure"
+    assert b"Host: localhost:%d\r\n" % port in raw.requests[-1]
+    await pool.close()
+    server.close()
