@@ -19,6 +19,12 @@ def normalize_origin(url: str) -> str:
     return url.rstrip("/").lower()
 
 
+def endpoint_matches(endpoint: str, base_url: str) -> bool:
+    """An endpoint names a deployment when it equals its base URL or that URL's origin (routing.yaml, OFFLOAD)."""
+    e, b = normalize_origin(endpoint), normalize_origin(base_url)
+    return b == e or b.startswith(e + "/")
+
+
 def load_config(models_path: Path, routing_path: Path | None, env: Mapping[str, str]) -> GatewayConfig:
     """Read models.yaml and (if it exists) routing.yaml; raise ConfigError on anything malformed."""
     models, aliases, warnings = load_models(models_path, env)
@@ -46,17 +52,16 @@ def load_config(models_path: Path, routing_path: Path | None, env: Mapping[str, 
 
 
 def hard_offload(models: list[ModelConfig], env: Mapping[str, str]) -> tuple[list[ModelConfig], list[str]]:
-    """OFFLOAD=1 removes deployments at LOCAL_BASE_URL; a model left with none is dropped."""
+    """OFFLOAD=1 removes the deployments LOCAL_BASE_URL names as an endpoint; a model left with none is dropped."""
     if env.get("OFFLOAD", "0").strip().lower() not in TRUE:
         return models, []
     local = env.get("LOCAL_BASE_URL", "").strip()
     if not local:
         return models, ["OFFLOAD is set but LOCAL_BASE_URL is not; nothing offloaded"]
-    target = normalize_origin(local)
     kept: list[ModelConfig] = []
     notes: list[str] = []
     for model in models:
-        remaining = tuple(d for d in model.deployments if normalize_origin(d.base_url) != target)
+        remaining = tuple(d for d in model.deployments if not endpoint_matches(local, d.base_url))
         removed = len(model.deployments) - len(remaining)
         if removed:
             notes.append(f"OFFLOAD: removed {removed} local deployment(s) of {model.id}")

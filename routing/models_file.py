@@ -14,7 +14,9 @@ from routing.envexpand import expand_tree
 from routing.yamlread import Reader, check_url, load_yaml
 
 _NAME = re.compile(r"^[A-Za-z0-9._@:+-]+$")
-# Deployment fields a model without `route:` may give at top level for its single deployment.
+# Deployment fields a model without `route:` may give at top level for its single deployment: every field
+# `_deployment` reads except `kind`/`provider` (set below), `name` (the model's display name there) and
+# `pricing` (the model's pricing is already every deployment's default).
 _SHORTHAND = (
     "base_url",
     "api_key",
@@ -94,13 +96,7 @@ def _model(m: Reader, missing: dict[str, tuple[str, ...]], env: Mapping[str, str
             raise m.fail(
                 "route", "is missing and there is no top-level `provider`", "add a `route:` list of deployments"
             )
-        routes = [
-            {
-                k: m.data[k]
-                for k in ("base_url", "api_key", "provider_model_id", "weight", "region", "rpm", "tpm")
-                if k in m.data
-            }
-        ]
+        routes = [{k: m.data[k] for k in _SHORTHAND if k in m.data}]
         routes[0]["kind"] = m.data.get("kind") or m.data.get("provider")
         route_path, single = m.path, True
     else:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from routing.config import DeploymentConfig, ModelConfig, RoutingConfig, StrategyConfig
-from routing.loader import normalize_origin
+from routing.loader import endpoint_matches
 
 LOCAL, REMOTE = "local", "remote"
 
@@ -16,12 +17,6 @@ class Observed:
     """What has been seen of a deployment: decaying average TTFT (None until measured)."""
 
     ttft_ms: float | None = None
-
-
-def endpoint_matches(endpoint: str, base_url: str) -> bool:
-    """A routing.yaml endpoint names a deployment when it equals its base URL or that URL's origin."""
-    e, b = normalize_origin(endpoint), normalize_origin(base_url)
-    return b == e or b.startswith(e + "/")
 
 
 def side_of(dep: DeploymentConfig, routing: RoutingConfig) -> str | None:
@@ -67,11 +62,20 @@ def fixed(model: ModelConfig, routing: RoutingConfig, local_fraction: float) -> 
 
 
 def weighted(model: ModelConfig, strategy: StrategyConfig) -> list[float]:
-    """As configured: strategy weights by deployment name or provider, else models.yaml weights."""
+    """As configured: strategy weights by deployment name or provider, else models.yaml weights.
+
+    A key is one share: a provider's weight is split among the deployments it covers by their models.yaml
+    weights (equally when those are all zero), so `{golem: 70, modal: 30}` stays 70/30 with two Golem nodes.
+    A deployment named in the table takes its own entry, not its provider's.
+    """
     table = dict(strategy.weights)
     if not table:
         return configured(model)
-    return normalized([table.get(d.name, table.get(d.provider, 0.0)) for d in model.deployments])
+    keys = [d.name if d.name in table else d.provider if d.provider in table else None for d in model.deployments]
+    weights = [0.0] * len(model.deployments)
+    for key in {k for k in keys if k is not None}:
+        _spread(model, [i for i, k in enumerate(keys) if k == key], table[key], weights)
+    return normalized(weights)
 
 
 def unit_price(dep: DeploymentConfig) -> float:
@@ -81,12 +85,18 @@ def unit_price(dep: DeploymentConfig) -> float:
 
 
 def cheapest_first(model: ModelConfig, observed: Mapping[str, Observed]) -> list[float]:
-    """All traffic to the cheapest deployment (ties by latency); the rest stay as zero-weight fallbacks."""
-    order = sorted(
-        range(len(model.deployments)),
-        key=lambda i: (unit_price(model.deployments[i]), _latency_key(model.deployments[i], observed)),
-    )
-    return _one_hot(len(model.deployments), order[0]) if order else []
+    """All traffic to the cheapest deployments, shared by their models.yaml weights; the rest are fallbacks.
+
+    Equally cheap deployments share rather than race on latency: a latency tie-break would starve the
+    untried one, which then never gets measured. `observed` is accepted for a uniform strategy signature.
+    """
+    if not model.deployments:
+        return []
+    prices = [unit_price(d) for d in model.deployments]
+    low = min(prices)
+    weights = [0.0] * len(prices)
+    _spread(model, [i for i, p in enumerate(prices) if math.isclose(p, low, rel_tol=1e-9)], 1.0, weights)
+    return weights
 
 
 def fastest_first(model: ModelConfig, observed: Mapping[str, Observed]) -> list[float]:
@@ -98,6 +108,12 @@ def fastest_first(model: ModelConfig, observed: Mapping[str, Observed]) -> list[
         key=lambda i: (_latency_key(model.deployments[i], observed), unit_price(model.deployments[i])),
     )
     return _one_hot(len(model.deployments), order[0])
+
+
+def _spread(model: ModelConfig, group: list[int], total: float, weights: list[float]) -> None:
+    """Share total among the deployments at indices group by their models.yaml weights (equally if all zero)."""
+    for i, share in zip(group, normalized([model.deployments[i].weight for i in group]), strict=True):
+        weights[i] = total * share
 
 
 def _latency_key(dep: DeploymentConfig, observed: Mapping[str, Observed]) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,7 +76,10 @@ class Reader:
             number = float(value)
         except (TypeError, ValueError):
             raise self.fail(key, f"must be a number, got {value!r}", f"write a plain number, e.g. `{key}: 1`") from None
-        if number != number or (low is not None and number < low) or (high is not None and number > high):
+        if not math.isfinite(number):
+            # NaN and infinity pass naive comparisons and turn weights, prices and limits into nonsense.
+            raise self.fail(key, f"must be a finite number, got {value!r}", f"write a plain number, e.g. `{key}: 1`")
+        if (low is not None and number < low) or (high is not None and number > high):
             bounds = f">= {low}" if high is None else f"between {low} and {high}"
             raise self.fail(key, f"must be {bounds}, got {value!r}", f"set `{key}` to a number {bounds}")
         return number

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from routing.config import (
     DeploymentConfig,
     EndpointGroup,
@@ -10,7 +12,7 @@ from routing.config import (
     StrategyConfig,
 )
 from routing.manager import RoutingManager
-from routing.strategies import Observed, cheapest_first, fastest_first, fixed
+from routing.strategies import Observed, cheapest_first, fastest_first, fixed, weighted
 
 
 def dep(name: str, url: str, weight: float = 1.0, kind: str = "openai", **kw: object) -> DeploymentConfig:
@@ -101,3 +103,32 @@ def test_named_weighted_strategy_per_model() -> None:
     route = RoutingManager(config).route("m")
     assert route is not None and route.strategy == "split"
     assert [round(w, 3) for w in route.weights] == [0.7, 0.3]
+
+
+def test_provider_weight_is_shared_among_its_deployments() -> None:
+    golem_us, golem_eu = dep("golem-us", "http://g1", kind="golem"), dep("golem-eu", "http://g2", kind="golem")
+    modal, runpod = dep("modal-us", "http://m", kind="modal"), dep("runpod-eu", "http://r", kind="runpod")
+    model = ModelConfig(id="m", name="m", deployments=(golem_us, golem_eu, modal, runpod))
+    split = StrategyConfig("baseline-burst", "weighted", weights=(("golem", 70.0), ("modal", 15.0), ("runpod", 15.0)))
+    assert [round(w, 6) for w in weighted(model, split)] == [0.35, 0.35, 0.15, 0.15]
+
+
+def test_provider_share_follows_models_yaml_weights_and_names_take_their_own_entry() -> None:
+    a, b = dep("golem-a", "http://g1", weight=3.0, kind="golem"), dep("golem-b", "http://g2", kind="golem")
+    c, modal = dep("golem-c", "http://g3", kind="golem"), dep("modal-us", "http://m", kind="modal")
+    model = ModelConfig(id="m", name="m", deployments=(a, b, c, modal))
+    split = StrategyConfig("s", "weighted", weights=(("golem", 60.0), ("golem-c", 10.0), ("modal", 30.0)))
+    # golem-c is named, so `golem` covers golem-a and golem-b only, split 3:1 by their models.yaml weights
+    assert [round(w, 6) for w in weighted(model, split)] == [0.45, 0.15, 0.1, 0.3]
+
+
+def test_equally_cheap_deployments_share_cost_traffic() -> None:
+    one, two = dep("golem-us", "http://a", cost_per_second=0.0001), dep("golem-eu", "http://b", cost_per_second=0.0001)
+    dear = dep("modal-us", "http://c", cost_per_second=0.0003)
+    model = ModelConfig(id="m", name="m", deployments=(dear, one, two))
+    assert cheapest_first(model, {}) == [0.0, 0.5, 0.5]
+    # a measured latency does not hand one of them everything (the other would never be measured)
+    assert cheapest_first(model, {one.key: Observed(20.0)}) == [0.0, 0.5, 0.5]
+    heavier = replace(two, weight=3.0)
+    shares = cheapest_first(replace(model, deployments=(dear, one, heavier)), {})
+    assert shares == [0.0, 0.25, 0.75]
