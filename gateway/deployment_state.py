@@ -44,15 +44,32 @@ class DeploymentState:
                 return dep
         return None
 
-    async def start(self) -> None:
+    async def start(self, previous: HealthMonitor | None = None) -> None:
+        """Start probing; after a reload, `previous` (the old, closed monitor) seeds what is already known."""
         routing = self.manager.config.routing
         targets = probe_targets(self.manager.deployments(), routing.health_check, routing.timeout or 5.0)
         if targets:
             self.monitor = HealthMonitor(self.transport.session, targets, on_change=self._health_changed)
+            if previous is not None:
+                self.monitor.carry_over(previous)
+        self._sync_routing()
+        if self.monitor is not None:
             await self.monitor.start()
             log.info("health checks: %d deployment(s) probed", len(targets))
         for dep in self.manager.deployments():
             self._publish(dep)
+
+    def _sync_routing(self) -> None:
+        # Only flips notify, so routing must already agree with the tracker: a deployment left down that the
+        # tracker counts healthy (no longer probed, probe changed, state lost) would never be restored.
+        for key in self.manager.unavailable():
+            if self.monitor is None or self.monitor.healthy(key):
+                self.manager.set_available(key, True)
+        if self.monitor is not None:
+            for key in self.monitor.targets:
+                if not self.monitor.healthy(key):
+                    detail = self.monitor.state(key).last_error
+                    self.manager.set_available(key, False, f"health check failed: {detail}")
 
     async def close(self) -> None:
         if self._restart is not None:
@@ -64,16 +81,19 @@ class DeploymentState:
     def restart_soon(self) -> None:
         """After a config reload: probe the new set of deployments."""
 
-        async def restart() -> None:
-            if self.monitor is not None:
-                await self.monitor.close()
-                self.monitor = None
-            await self.start()
+        earlier = self._restart
 
-        previous = self._restart
+        async def restart() -> None:
+            # Reloads queue up rather than cancel each other: a cancelled restart could lose the old health state.
+            if earlier is not None:
+                await asyncio.wait([earlier])
+            previous = self.monitor
+            if previous is not None:
+                await previous.close()
+            self.monitor = None
+            await self.start(previous)
+
         self._restart = asyncio.get_running_loop().create_task(restart())
-        if previous is not None and not previous.done():
-            previous.cancel()
 
     def _health_changed(self, key: str, healthy: bool, detail: str) -> None:
         self.manager.set_available(key, healthy, "" if healthy else f"health check failed: {detail}")

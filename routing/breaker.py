@@ -77,6 +77,7 @@ class CircuitBreaker:
     until: float | None = None
     closed_at: float = -math.inf
     blocked_until: float = -math.inf
+    blocked_status: int = 429
     trial_started: float | None = None
     # (second, calls, failures) buckets covering the sliding window: bounded memory whatever the traffic.
     buckets: deque[list[int]] = field(default_factory=deque)
@@ -116,11 +117,16 @@ class CircuitBreaker:
             return self.until is None or now >= self.until
         return not self._trial_busy(now)
 
+    def forcible(self, now: float) -> bool:
+        """Whether `try_acquire(now, force=True)` would admit: force cuts an open circuit's cooldown short, but
+        never an upstream's explicit Retry-After, and never lets a second trial in beside a running one."""
+        return now >= self.blocked_until and not (self.status == "half_open" and self._trial_busy(now))
+
     def try_acquire(self, now: float, *, force: bool = False) -> bool:
         """Admit a request. When the cooldown is over, this moves open -> half_open and the caller holds the
-        single trial; others are refused until its outcome is recorded. `force` admits regardless (last
-        resort when every deployment is unavailable); on a non-closed breaker the request becomes the trial."""
-        if not force and not self.available(now):
+        single trial; others are refused until its outcome is recorded. `force` (last resort when every
+        deployment is unavailable) also admits during the cooldown, as the trial; see `forcible`."""
+        if not (self.forcible(now) if force else self.available(now)):
             return False
         if self.status == "closed":
             return True
@@ -151,9 +157,11 @@ class CircuitBreaker:
         """End a held trial with no verdict (the call was cancelled, or the failure did not count)."""
         self.trial_started = None
 
-    def block_until(self, until: float) -> None:
-        """Unavailable until `until` (Retry-After). A later deadline extends, an earlier one never shortens."""
-        self.blocked_until = max(self.blocked_until, until)
+    def block_until(self, until: float, status: int = 429) -> None:
+        """Unavailable until `until` (Retry-After of an HTTP `status`). A later deadline extends, an earlier one
+        never shortens."""
+        if until > self.blocked_until:
+            self.blocked_until, self.blocked_status = until, status
 
     def _should_trip(self, now: float) -> bool:
         if self.consecutive >= self.config.consecutive_failures:
@@ -224,12 +232,15 @@ class BreakerBoard:
         """The deployment answered successfully."""
         self._get(key, now).record_success(now)
 
-    def record_failure(self, key: str, now: float, retry_after: float | None = None, *, counts: bool = True) -> None:
-        """The deployment failed. `retry_after` seconds (from a 429/503) block it until now + retry_after;
-        `counts=False` blocks without counting toward the breaker (use it for 429) and frees a held trial."""
+    def record_failure(
+        self, key: str, now: float, retry_after: float | None = None, *, counts: bool = True, status: int = 429
+    ) -> None:
+        """The deployment failed. `retry_after` seconds (from a 429/503, given as `status`) block it until
+        now + retry_after; `counts=False` blocks without counting toward the breaker (use it for 429) and frees
+        a held trial."""
         breaker = self._get(key, now)
         if retry_after is not None and retry_after > 0:
-            breaker.block_until(now + retry_after)
+            breaker.block_until(now + retry_after, status)
         if counts:
             breaker.record_failure(now)
         elif breaker.status == "half_open":
@@ -239,9 +250,20 @@ class BreakerBoard:
         """Give back a held half_open trial without a verdict (the call was cancelled)."""
         self._get(key).release()
 
-    def block_until(self, key: str, until: float) -> None:
+    def block_until(self, key: str, until: float, status: int = 429) -> None:
         """Make the deployment unavailable until `until` without counting a failure."""
-        self._get(key).block_until(until)
+        self._get(key).block_until(until, status)
+
+    def ready_at(self, key: str, now: float) -> float:
+        """Earliest time the deployment could admit a request: now, or the end of its cooldown, block or trial."""
+        return self._get(key, now).ready_at(now)
+
+    def blocked(self, key: str, now: float) -> tuple[float, int] | None:
+        """(seconds left, HTTP status) of the upstream's Retry-After blocking the deployment, or None."""
+        breaker = self._breakers.get(key)
+        if breaker is None or now >= breaker.blocked_until:
+            return None
+        return breaker.blocked_until - now, breaker.blocked_status
 
     def status(self, key: str) -> BreakerStatus:
         """The breaker's status alone: cheap enough for every call (state() builds a full snapshot)."""
@@ -261,12 +283,22 @@ class BreakerBoard:
         """The first available key in the given order; when none is available, the one most likely to recover
         (earliest ready time, then the longest open), so the caller still tries instead of failing untried.
         None only when `keys` is empty. Query only: acquire with `try_acquire(key, now, force=True)`."""
+        return self._best(keys, now, forcible_only=False)
+
+    def best_to_force(self, keys: Iterable[str], now: float) -> str | None:
+        """Like `best_to_try`, but only among keys a forced acquire would admit (see `CircuitBreaker.forcible`):
+        never one under an upstream's Retry-After or with a trial running. None when there is none."""
+        return self._best(keys, now, forcible_only=True)
+
+    def _best(self, keys: Iterable[str], now: float, *, forcible_only: bool) -> str | None:
         best: tuple[float, float, int] | None = None
         best_key: str | None = None
         for index, key in enumerate(keys):
             breaker = self._get(key, now)
             if breaker.available(now):
                 return key
+            if forcible_only and not breaker.forcible(now):
+                continue
             opened = breaker.opened_at if breaker.opened_at is not None else now
             rank = (breaker.ready_at(now), opened, index)
             if best is None or rank < best:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -17,7 +18,14 @@ from routing.backoff import RetryPolicy, classify_failure
 from routing.breaker import BreakerBoard
 from routing.call import Call
 from routing.config import DeploymentConfig
-from routing.errors import AllAttemptsFailed, ClientRequestError, NoDeploymentAvailable, RateLimited, UpstreamError
+from routing.errors import (
+    AllAttemptsFailed,
+    ClientRequestError,
+    NoDeploymentAvailable,
+    RateLimited,
+    RoutingError,
+    UpstreamError,
+)
 from routing.guards import Admission, Guards, Skip
 from routing.manager import ModelRoute
 from routing.ratelimit import InProcessRateLimiter, estimate_tokens
@@ -27,6 +35,9 @@ from routing.stream import UpstreamStream, account_completion, chunks_from_compl
 from routing.transport import HttpTransport
 
 T = TypeVar("T")
+
+# skip reasons that only time cures: the call is refused with a Retry-After instead of forced or queued
+_WAITING = frozenset({"rate_limited", "retry_after"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +138,18 @@ class Executor:
         plan = self.plan(route, prefs)
         tokens = estimate_tokens(payload.get("messages") or (), _max_tokens(payload))
         last: UpstreamError | None = None
-        made, rounds, forced = 0, 0, False
+        made, rounds = 0, 0
+        force: str | None = None  # the one deployment a round may push past its open circuit
+        forced = False
+        queue_until: float | None = None  # one queue_timeout per call, however often the wait is woken up
+        skips: list[Skip] = []
         while made < settings.max_attempts:
-            skips: list[Skip] = []
+            skips = []
             progressed = False
             for dep in plan:
                 if made >= settings.max_attempts or time.monotonic() >= deadline:
                     break
-                admitted = await self.guards.admit(dep, route.model, tokens, force=forced and dep is plan[0])
+                admitted = await self.guards.admit(dep, route.model, tokens, force=dep.key == force)
                 if isinstance(admitted, Skip):
                     skips.append(admitted)
                     continue
@@ -154,28 +169,37 @@ class Executor:
                     kind = classify_failure(exc.kind, exc.upstream_status)
                     if not exc.retryable or (kind != "client" and not settings.retry.retryable(kind)):
                         raise AllAttemptsFailed(_summary(route, call), last) from None
+            force = None
             if time.monotonic() >= deadline or made >= settings.max_attempts:
                 break
             if not progressed:
                 for skip in skips:
                     call.add_skip(skip.dep, skip.reason)
-                if skips and all(s.reason == "rate_limited" for s in skips):
-                    raise _rate_limited(route, skips)
-                if any(s.reason == "full" for s in skips):
-                    if not await self.guards.wait_for_room(min(settings.queue_timeout, deadline - time.monotonic())):
+                if skips and all(s.reason in _WAITING for s in skips):
+                    raise _blocked(route, skips)
+                full = [s.dep for s in skips if s.reason == "full"]
+                if full:
+                    now = time.monotonic()
+                    queue_until = now + settings.queue_timeout if queue_until is None else queue_until
+                    if not await self.guards.wait_for_room(min(queue_until, deadline) - now, full):
                         raise NoDeploymentAvailable(f"every deployment of {route.model.id} is at max_concurrent")
                     continue
                 if forced:
                     break
-                # every circuit is open: still try the one most likely to recover rather than fail untried
-                best = self.guards.breakers.best_to_try([d.key for d in plan], time.monotonic())
-                plan = sorted(plan, key=lambda d: d.key != best)
+                # every circuit is open: still try the one most likely to recover rather than fail untried, but
+                # only once per call, never past an upstream's Retry-After and never beside a running trial
+                force = self.guards.breakers.best_to_force(
+                    [s.dep.key for s in skips if s.reason == "circuit_open"], time.monotonic()
+                )
+                if force is None:
+                    break
                 forced = True
                 continue
             await asyncio.sleep(min(settings.retry.delay(rounds, self._draw()), max(0.0, deadline - time.monotonic())))
             rounds += 1
         if last is None:
-            raise NoDeploymentAvailable(_summary(route, call))
+            waits = [s.retry_after for s in skips if s.retry_after is not None]
+            raise NoDeploymentAvailable(_summary(route, call), min(waits) if waits else None)
         raise AllAttemptsFailed(_summary(route, call), last)
 
     async def complete(
@@ -320,10 +344,18 @@ def _max_tokens(payload: dict[str, Any]) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _rate_limited(route: ModelRoute, skips: list[Skip]) -> RateLimited:
+def _blocked(route: ModelRoute, skips: list[Skip]) -> RoutingError:
+    """Every deployment waits out a limit: 429, or 503 when each upstream asked with a 503; either way with the
+    soonest wait as Retry-After, so the client comes back when something can serve it."""
     waits = [s.retry_after for s in skips if s.retry_after is not None]
     wait = min(waits) if waits else 1.0
-    headers = skips[0].denial.headers() if skips[0].denial is not None else {}
+    if all(s.reason == "retry_after" and s.status == 503 for s in skips):
+        return NoDeploymentAvailable(
+            f"every deployment of {route.model.id} is unavailable (503 with Retry-After); retry in {wait:.1f}s", wait
+        )
+    denials = [s.denial for s in skips if s.denial is not None]
+    headers = min(denials, key=lambda d: d.retry_after).headers() if denials else {}
+    headers["retry-after"] = str(max(1, math.ceil(wait)))
     return RateLimited(
         f"every deployment of {route.model.id} is at its rate limit; retry in {wait:.1f}s", wait, headers
     )

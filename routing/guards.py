@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from routing.backoff import classify_failure, is_deployment_fault
@@ -31,12 +31,14 @@ class Admission:
 
 @dataclass(frozen=True, slots=True)
 class Skip:
-    """This deployment cannot take the attempt now: `full`, `circuit_open` or `rate_limited`."""
+    """This deployment cannot take the attempt now: `full`, `circuit_open`, `rate_limited` (our own limits) or
+    `retry_after` (the upstream answered `status` 429/503 with a Retry-After that has not run out)."""
 
     dep: DeploymentConfig
     reason: str
     retry_after: float | None = None
     denial: Denial | None = None
+    status: int | None = None
 
 
 class Guards:
@@ -69,9 +71,10 @@ class Guards:
             return Skip(dep, "full")
         now = self._clock()
         if not self.breakers.try_acquire(dep.key, now, force=force):
-            state = self.breakers.state(dep.key, now)
-            ready = max(t for t in (state.until, state.blocked_until, now) if t is not None)
-            return Skip(dep, "circuit_open", ready - now)
+            blocked = self.breakers.blocked(dep.key, now)
+            if blocked is not None:
+                return Skip(dep, "retry_after", blocked[0], status=blocked[1])
+            return Skip(dep, "circuit_open", self.breakers.ready_at(dep.key, now) - now)
         limits = _limits(dep, model)
         reservation: Reservation | None = None
         if limits:
@@ -97,7 +100,8 @@ class Guards:
             self.breakers.record_success(key, now)
         else:
             kind = classify_failure(error.kind, error.upstream_status)
-            self.breakers.record_failure(key, now, error.retry_after, counts=is_deployment_fault(kind))
+            status = error.upstream_status or 429
+            self.breakers.record_failure(key, now, error.retry_after, counts=is_deployment_fault(kind), status=status)
         if admission.reservation is not None:
             try:
                 if error is None and tokens is not None:
@@ -111,12 +115,15 @@ class Guards:
         async with self._freed:
             self._freed.notify_all()
 
-    async def wait_for_room(self, seconds: float) -> bool:
-        """Wait (bounded) until some attempt finishes; False on timeout."""
+    async def wait_for_room(self, seconds: float, deps: Sequence[DeploymentConfig]) -> bool:
+        """Wait (bounded) until one of `deps` has room under max_concurrent; False on timeout."""
+        if seconds <= 0:
+            return any(self.has_room(d) for d in deps)
         try:
             async with asyncio.timeout(seconds):
                 async with self._freed:
-                    await self._freed.wait()
+                    # the predicate is checked first: a slot freed before we got here is not a wake-up missed
+                    await self._freed.wait_for(lambda: any(self.has_room(d) for d in deps))
             return True
         except TimeoutError:
             return False

@@ -5,7 +5,8 @@ What is probed (see `probe_target`): local vLLM by `GET {origin}/health`; hosted
 origin, "none" disables); `mock` is never probed. Healthy = 2xx (redirects are not followed). A deployment
 turns unhealthy after `unhealthy_after` consecutive failed probes (default 2, so one lost packet does not
 pull it) and healthy again after `healthy_after` consecutive successes (default 1). Until its first probe
-completes it counts as healthy, with status "unknown". Keys never appear in URLs shown, logs or errors.
+completes it counts as healthy, with status "unknown"; after a config reload a deployment probed at the same URL
+keeps its known state (`carry_over`). Keys never appear in URLs shown, logs or errors.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -86,6 +87,13 @@ class HealthTracker:
             if entry.failures >= self.policy.unhealthy_after:
                 entry.status = "unhealthy"
         return was_healthy != (entry.status != "unhealthy")
+
+    def carry_over(self, previous: HealthTracker, keys: Iterable[str]) -> None:
+        """Start from what `previous` knew of `keys` (a config reload), so a recovery is still seen as a flip."""
+        for key in keys:
+            entry = previous._entries.get(key)
+            if entry is not None:
+                self._entries[key] = replace(entry)
 
     def healthy(self, key: str) -> bool:
         """Whether traffic may go to the deployment (unknown counts as healthy)."""
@@ -192,6 +200,11 @@ class HealthMonitor:
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+
+    def carry_over(self, previous: HealthMonitor) -> None:
+        """Keep `previous`'s health of deployments probed the same way; a changed probe URL starts unknown."""
+        same = [k for k, t in self.targets.items() if k in previous.targets and previous.targets[k].url == t.url]
+        self.tracker.carry_over(previous.tracker, same)
 
     async def start(self) -> None:
         """Start one probe loop per target; each probes at once, then every interval."""

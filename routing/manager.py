@@ -92,6 +92,10 @@ class RoutingManager:
         self.rebuild()
         return True
 
+    def unavailable(self) -> Mapping[str, str]:
+        """Deployments taken out of routing (key -> reason), e.g. by a failed health check."""
+        return dict(self._down)
+
     def observe_ttft(self, key: str, ttft_ms: float) -> None:
         """Feed the decaying TTFT average that the latency strategy reads."""
         old = self._observed.get(key, Observed()).ttft_ms
@@ -109,6 +113,9 @@ class RoutingManager:
         """Swap in a reloaded config; calls already running keep the route they were given."""
         self._config = config
         self._local_fraction = config.routing.local_fraction
+        # a deployment that left the config must not come back down if it is added again later
+        keys = {d.key for d in self.deployments()}
+        self._down = {k: v for k, v in self._down.items() if k in keys}
         self.rebuild()
 
     def rebuild(self) -> None:
