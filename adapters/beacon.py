@@ -15,7 +15,6 @@ Upstream extras (Golem/Modal `receipt`, RunPod job id, upstream status...) go un
 
 from __future__ import annotations
 
-import re
 import time
 import zlib
 from typing import Any
@@ -25,6 +24,7 @@ import orjson
 from adapters.base import ProtocolError, StreamEvent, UpstreamRequest
 from adapters.kinds import KindSpec
 from adapters.mock import count_tokens
+from adapters.redact import one_line
 from routing.config import DeploymentConfig
 
 DEFAULT_TEMPERATURE = 0.1
@@ -32,11 +32,6 @@ DEFAULT_MAX_TOKENS = 512
 _TEXT_KEYS = ("response", "text", "output")
 _MAX_MESSAGE = 300
 _USAGE_KEYS = (("prompt_tokens", "completion_tokens"), ("input_tokens", "output_tokens"), ("input", "output"))
-# Masked in error text: bearer tokens, `key=...`-style values, well-known key prefixes and long opaque words.
-_SECRET = re.compile(
-    r"(?i)(?<=bearer )\S+|(?<=key[:=] )\S+|(?<=key[:=])\S+|(?<=token[:=] )\S+|(?<=token[:=])\S+"
-    r"|\b(?:sk|rpa|ak)[-_][A-Za-z0-9_\-]{8,}|[A-Za-z0-9_\-]{40,}"
-)
 
 
 class RunPodJobPending(ProtocolError):
@@ -300,5 +295,4 @@ def _short(value: Any) -> str:
     """One short line fit for logs and clients: an error's message, secrets-looking words masked."""
     if isinstance(value, dict):
         value = value.get("message") or value.get("error") or value.get("code") or "upstream error"
-    text = " ".join(str(value).split())
-    return _SECRET.sub("***", text)[:_MAX_MESSAGE]
+    return one_line(value, _MAX_MESSAGE)

@@ -8,6 +8,7 @@ import orjson
 
 from adapters.base import ProtocolError, StreamEvent, UpstreamRequest
 from adapters.kinds import KindSpec
+from adapters.redact import one_line
 from routing.config import DeploymentConfig
 
 _DONE = b"[DONE]"
@@ -61,12 +62,13 @@ class OpenAIAdapter:
         if "error" in chunk and not chunk.get("choices"):
             return StreamEvent(error=_error_text(chunk["error"]))
         if chunk.get("object") == "error":
-            return StreamEvent(error=str(chunk.get("message", "upstream error"))[:300])
+            return StreamEvent(error=one_line(chunk.get("message", "upstream error")))
         if chunk.get("usage"):
             chunk["usage"] = normalize_usage(chunk["usage"])
         return StreamEvent(chunk=chunk)
 
     def error_message(self, status: int, body: bytes) -> str:
+        """The upstream's own error text, short and with anything key-like masked (upstreams echo keys)."""
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -75,14 +77,14 @@ class OpenAIAdapter:
             if "error" in data:
                 return _error_text(data["error"])
             if "message" in data:
-                return str(data["message"])[:300]
+                return one_line(data["message"])
         return f"upstream returned HTTP {status}"
 
 
 def _error_text(error: Any) -> str:
     if isinstance(error, dict):
-        return str(error.get("message") or error.get("code") or "upstream error")[:300]
-    return str(error)[:300]
+        return one_line(error.get("message") or error.get("code") or "upstream error")
+    return one_line(error)
 
 
 def normalize_usage(usage: Any) -> dict[str, Any]:

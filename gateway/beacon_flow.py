@@ -3,17 +3,24 @@ Beacon's shape (success, response, error_code, provider_used, inference_time, co
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from adapters.redact import redact
 from gateway.events import call_event
-from gateway.recording import ClientInfo, build_record, cost_of
+from gateway.recording import ClientInfo, build_record, cost_of, scrub, secrets_of
 from gateway.services import Services
 from routing.call import Call
+from routing.config import ModelConfig
 from routing.errors import AllAttemptsFailed, NoDeploymentAvailable, RateLimited, RoutingError
 from routing.executor import Preferences
+from routing.manager import ModelRoute
+
+log = logging.getLogger("gateway.calls")
 
 # error_code -> HTTP status; the runner in seed 003 decodes the body whatever the status.
 STATUS = {"INVALID_REQUEST": 400, "NO_PROVIDER_AVAILABLE": 503, "PROVIDER_ERROR": 502, "TIMEOUT": 504}
@@ -97,7 +104,7 @@ def failure(code: str, message: str, request_id: str, trace_id: str, call: Call 
     }
 
 
-def success(call: Call, text: str, model: str, trace_id: str) -> dict[str, Any]:
+def success(call: Call, text: str, model: str, trace_id: str, cost: float) -> dict[str, Any]:
     dep = call.deployment
     assert dep is not None
     return {
@@ -107,7 +114,7 @@ def success(call: Call, text: str, model: str, trace_id: str) -> dict[str, Any]:
         "error_code": None,
         "provider_used": dep.name,
         "inference_time": round(time.perf_counter() - call.started, 4),
-        "cost_estimate": round(cost_of(call), 8),
+        "cost_estimate": cost,
         "request_id": call.request_id,
         "trace_id": trace_id or None,
         "metadata": {
@@ -127,41 +134,87 @@ OnChunk = Callable[[str], Coroutine[Any, Any, None]]
 async def run_inference(
     services: Services, req: InferenceRequest, request_id: str, client: ClientInfo, on_chunk: OnChunk | None = None
 ) -> tuple[int, dict[str, Any]]:
-    """Route, execute (streaming to on_chunk when given), log and answer in Beacon's shape."""
+    """Route, execute (streaming to on_chunk when given), log and answer in Beacon's shape; one row per call."""
     route = services.manager.route(req.model)
-    if route is None:
-        return 404, failure(
-            "NO_PROVIDER_AVAILABLE", f"no provider serves model {req.model!r}", request_id, req.trace_id
-        )
-    payload = {
+    model = route.model if route else services.config.resolve(req.model)
+    payload: dict[str, Any] = {
         "model": req.model,
         "messages": [{"role": "user", "content": req.prompt}],
         "temperature": req.temperature,
-        "max_tokens": min(req.max_tokens, route.model.max_output_length),
+        "max_tokens": min(req.max_tokens, model.max_output_length) if model else req.max_tokens,
     }
-    call = Call(request_id=request_id, model_id=route.model.id, stream=on_chunk is not None)
-    status, error = 200, ""
+    # a made-up model name goes in the row (what was asked) but never in a metric label (unbounded)
+    call = Call(request_id=request_id, model_id=model.id if model else req.model[:200], stream=on_chunk is not None)
+    secrets = secrets_of(model.deployments) if model else ()
+    status, error, cost = 200, "", 0.0
     try:
-        if on_chunk is None:
-            await services.executor.complete(route, payload, call, req.prefs)
+        if route is None:
+            # a configured model with every deployment disabled exists: 503, like a fleet with none free
+            status = STATUS["NO_PROVIDER_AVAILABLE"] if model else 404
+            error = _unavailable(model) if model else f"no provider serves model {req.model!r}"
+            body = failure("NO_PROVIDER_AVAILABLE", error, request_id, req.trace_id)
         else:
-            upstream = await services.executor.stream(route, payload, call, req.prefs)
-            try:
-                async for chunk in upstream.chunks():
-                    for choice in chunk.get("choices") or ():
-                        piece = (choice.get("delta") or {}).get("content")
-                        if piece:
-                            await on_chunk(piece)
-            finally:
-                await upstream.aclose()
-        body = success(call, "".join(call.text), route.model.id, req.trace_id)
+            await _execute(services, route, payload, call, req, on_chunk)
+            scrub(call, secrets)
+            cost = cost_of(call)
+            body = success(call, "".join(call.text), route.model.id, req.trace_id, cost)
     except RoutingError as exc:
         code = error_code_of(exc)
-        status, error = (429 if isinstance(exc, RateLimited) else STATUS[code]), exc.message
-        body = failure(code, exc.message, request_id, req.trace_id, call)
-    record = build_record(call, payload, status, error, client, services.settings.log_content)
-    services.metrics.observe_call(record, call.upstream_wait)
+        scrub(call, secrets)
+        status, error = (429 if isinstance(exc, RateLimited) else STATUS[code]), redact(exc.message, secrets)
+        body = failure(code, error, request_id, req.trace_id, call)
+    except asyncio.CancelledError:
+        call.cancelled = True
+        await asyncio.shield(_log(services, call, payload, 503, "call cancelled", client, cost, secrets, model))
+        raise
+    except Exception as exc:  # a task boundary: Beacon's JSON for the client, the traceback for the log
+        log.error("inference failed unexpectedly (request %s)", request_id, exc_info=exc)
+        status, error = 500, f"internal error ({type(exc).__name__})"
+        body = failure("PROVIDER_ERROR", f"internal error (request {request_id})", request_id, req.trace_id, call)
+    await _log(services, call, payload, status, error, client, cost, secrets, model)
+    return status, body
+
+
+async def _execute(
+    services: Services,
+    route: ModelRoute,
+    payload: dict[str, Any],
+    call: Call,
+    req: InferenceRequest,
+    on_chunk: OnChunk | None,
+) -> None:
+    if on_chunk is None:
+        await services.executor.complete(route, payload, call, req.prefs)
+        return
+    upstream = await services.executor.stream(route, payload, call, req.prefs)
+    try:
+        async for chunk in upstream.chunks():
+            for choice in chunk.get("choices") or ():
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    await on_chunk(piece)
+    finally:
+        await upstream.aclose()
+
+
+def _unavailable(model: ModelConfig) -> str:
+    why = "; ".join(f"{d.name}: {d.disabled_reason or 'disabled'}" for d in model.deployments) or "none configured"
+    return f"no deployment of model {model.id} is available: {why}"
+
+
+async def _log(
+    services: Services,
+    call: Call,
+    payload: dict[str, Any],
+    status: int,
+    error: str,
+    client: ClientInfo,
+    cost: float,
+    secrets: tuple[str, ...],
+    model: ModelConfig | None,
+) -> None:
+    record = build_record(call, payload, status, error, client, services.settings.log_content, cost, secrets)
+    services.metrics.observe_call(record if model else replace(record, model_id=""), call.upstream_wait)
     await services.call_log.write(record)
     if services.events.subscribers:
         services.events.publish(call_event(record))
-    return status, body

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from adapters.redact import redact
 from gateway.chat_request import ChatRequest
 from gateway.errors import APIError, from_routing
 from gateway.events import call_event
 from gateway.formats import ChatFormat, Identity, identity
-from gateway.recording import ClientInfo, build_record, usage_with_cost
+from gateway.recording import ClientInfo, build_record, cost_of, secrets_of, usage_with_cost
 from gateway.services import Services
 from gateway.storage.record import CallRecord
-from gateway.streaming import StreamRelay
+from gateway.streaming import Finish, StreamRelay
 from routing.call import Call
 from routing.errors import RoutingError
 from routing.manager import ModelRoute
@@ -45,16 +48,15 @@ def client_info(request: Request, endpoint: str) -> ClientInfo:
     )
 
 
-def resolve(services: Services, chat: ChatRequest) -> ModelRoute:
-    route = services.manager.route(chat.model)
-    if route is None:
-        raise APIError(
-            404,
-            f"model {chat.model!r} does not exist or has no deployment available; see GET /v1/models",
-            code="model_not_found",
-            param="model",
+def unroutable(services: Services, name: str) -> APIError:
+    """404 for a model nobody configured; 503 for a configured one whose deployments are all disabled."""
+    model = services.config.resolve(name)
+    if model is None:
+        return APIError(
+            404, f"model {name!r} does not exist; see GET /v1/models", code="model_not_found", param="model"
         )
-    return route
+    why = "; ".join(f"{d.name}: {d.disabled_reason or 'disabled'}" for d in model.deployments) or "none configured"
+    return APIError(503, f"no deployment of model {model.id} is available: {why}", code="no_deployment_available")
 
 
 def _clamp(payload: dict[str, Any], route: ModelRoute) -> dict[str, Any]:
@@ -106,28 +108,40 @@ async def settle_client(services: Services, reservation: Reservation, tokens: in
 
 
 async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt: ChatFormat, endpoint: str) -> Any:
-    """Execute a checked request and build the response (JSON, or the SSE relay)."""
-    route = resolve(services, chat)
-    payload = _clamp(chat.payload, route)
+    """Execute a checked request and build the response (JSON, or the SSE relay); every call leaves one row.
+
+    Bodies that are not JSON, too large or fail parse_chat are answered before this and leave no row: there is
+    no checked model to attribute them to.
+    """
     request_id = request.scope["state"]["request_id"]
-    call = Call(request_id=request_id, model_id=route.model.id, stream=chat.stream)
+    route = services.manager.route(chat.model)
+    model = route.model if route else services.config.resolve(chat.model)
+    # a made-up model name goes in the row (what was asked) but never in a metric label (unbounded)
+    call = Call(request_id=request_id, model_id=model.id if model else chat.model[:200], stream=chat.stream)
     client = client_info(request, endpoint)
     settings = services.settings
     holder = client.api_key_name or client.ip
-    finished = False
-    client_reservation = await reserve_client(services, holder, chat)
+    secrets = secrets_of(model.deployments) if model else ()
+    finished, holds_stream, executed = False, False, False
+    client_reservation: Reservation | None = None
+    priced: list[float] = []
+
+    def cost() -> float:
+        if not priced:  # priced once, after the serving attempt: the response and the row show one figure
+            priced.append(cost_of(call))
+        return priced[0]
 
     async def finish(status: int, error: str) -> None:
         nonlocal finished
         if finished:
             return
         finished = True
-        if chat.stream:
+        if holds_stream:
             services.stream_cap.release(holder)
-        record = build_record(call, chat.original, status, error, client, settings.log_content)
-        services.metrics.observe_call(record, call.upstream_wait)
-        if status == 429:
-            services.metrics.rate_limited("deployment", route.model.id)
+        record = build_record(call, chat.original, status, error, client, settings.log_content, cost(), secrets)
+        services.metrics.observe_call(record if model else replace(record, model_id=""), call.upstream_wait)
+        if status == 429 and executed and model:
+            services.metrics.rate_limited("deployment", model.id)
         if services.events.subscribers:
             services.events.publish(call_event(record))
         if services.call_log.settings.sync or client_reservation is not None:
@@ -149,52 +163,112 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
                 "ttft_ms": None if record.ttft_ms is None else round(record.ttft_ms, 2),
                 "attempts": len(record.attempts),
                 "tokens": record.total_tokens,
-                "error": error or None,
+                "error": record.error or None,
             },
         )
 
     async def persist(record: CallRecord, status: int) -> None:
-        await services.call_log.write(record)
-        if client_reservation is not None:
-            await settle_client(services, client_reservation, record.total_tokens if status == 200 else None)
+        try:
+            await services.call_log.write(record)
+        finally:  # the reservation is given back on every path, or the client's budget leaks
+            if client_reservation is not None:
+                await settle_client(services, client_reservation, record.total_tokens if status == 200 else None)
 
+    try:
+        if route is None:
+            raise unroutable(services, chat.model)
+        # the stream cap first: it is a dict lookup, and a refused stream must not hold a rate-limit reservation
+        if chat.stream:
+            if not services.stream_cap.acquire(holder):
+                raise APIError(
+                    429,
+                    f"too many concurrent streams for this client (limit {services.stream_cap.limit})",
+                    code="too_many_streams",
+                    type_="rate_limit_error",
+                )
+            holds_stream = True
+        client_reservation = await reserve_client(services, holder, chat)
+    except APIError as refused:
+        await finish(refused.status, refused.message)
+        raise
+    except asyncio.CancelledError:
+        await asyncio.shield(finish(503, "call cancelled before routing: the gateway was shutting down"))
+        raise
+    except Exception as exc:
+        raise await _internal_error(finish, request_id, exc) from None
+    payload = _clamp(chat.payload, route)
+    executed = True
     if chat.stream:
-        if not services.stream_cap.acquire(holder):
-            raise APIError(
-                429,
-                f"too many concurrent streams for this client (limit {services.stream_cap.limit})",
-                code="too_many_streams",
-                type_="rate_limit_error",
-            )
-
-        def who(stream: UpstreamStream | None) -> Identity:
-            dep = stream.deployment if stream else call.deployment
-            return identity(request_id, route.model.id, dep.provider if dep else "")
-
-        def headers(stream: UpstreamStream | None) -> list[tuple[bytes, bytes]]:
-            extra = _deployment_headers(call) if stream else {}
-            return [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in extra.items())]
-
-        return StreamRelay(
-            opener=lambda: services.executor.stream(route, payload, call),
-            call=call,
-            fmt=fmt,
-            who=who,
-            usage=lambda: usage_with_cost(call) if chat.include_usage else None,
-            finish=finish,
-            keepalive=settings.keepalive_interval,
-            headers=headers,
-        )
+        return _relay(services, route, payload, call, fmt, chat, cost, finish, secrets)
     try:
         result = await services.executor.complete(route, payload, call)
+        dep = call.deployment
+        who = identity(request_id, route.model.id, dep.provider if dep else "")
+        body = fmt.response(result, who, usage_with_cost(call, cost()))
     except RoutingError as exc:
-        error = from_routing(exc)
+        error = from_routing(_redacted(exc, secrets))
         await finish(error.status, error.message)
         error.headers.update(_deployment_headers(call))
         raise error from None
-    dep = call.deployment
-    body = fmt.response(
-        result, identity(request_id, route.model.id, dep.provider if dep else ""), usage_with_cost(call)
-    )
+    except asyncio.CancelledError:
+        # uvicorn cancels a plain handler only at shutdown (it does not watch disconnects for it)
+        call.cancelled = True
+        await asyncio.shield(finish(503, "call cancelled: the gateway was shutting down"))
+        raise
+    except Exception as exc:
+        raise await _internal_error(finish, request_id, exc) from None
     await finish(200, "")
     return Response(orjson.dumps(body), 200, _deployment_headers(call), media_type="application/json")
+
+
+async def _internal_error(finish: Finish, request_id: str, exc: Exception) -> APIError:
+    """A task boundary: the log gets the traceback, the row a short error, the client OpenAI error JSON."""
+    log.error("call failed unexpectedly (request %s)", request_id, exc_info=exc)
+    await asyncio.shield(finish(500, f"internal error ({type(exc).__name__})"))
+    return APIError(500, f"internal error (request {request_id})", code="internal_error")
+
+
+def _redacted(exc: RoutingError, secrets: tuple[str, ...]) -> RoutingError:
+    """The error with the model's known secrets masked (adapters mask what looks like a key, not every key)."""
+    exc.message = redact(exc.message, secrets)
+    exc.args = (exc.message,)
+    return exc
+
+
+def _relay(
+    services: Services,
+    route: ModelRoute,
+    payload: dict[str, Any],
+    call: Call,
+    fmt: ChatFormat,
+    chat: ChatRequest,
+    cost: Callable[[], float],
+    finish: Finish,
+    secrets: tuple[str, ...],
+) -> StreamRelay:
+    request_id = call.request_id
+
+    async def opener() -> UpstreamStream:
+        try:
+            return await services.executor.stream(route, payload, call)
+        except RoutingError as exc:
+            raise _redacted(exc, secrets) from None
+
+    def who(stream: UpstreamStream | None) -> Identity:
+        dep = stream.deployment if stream else call.deployment
+        return identity(request_id, route.model.id, dep.provider if dep else "")
+
+    def headers(stream: UpstreamStream | None) -> list[tuple[bytes, bytes]]:
+        extra = _deployment_headers(call) if stream else {}
+        return [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in extra.items())]
+
+    return StreamRelay(
+        opener=opener,
+        call=call,
+        fmt=fmt,
+        who=who,
+        usage=lambda: usage_with_cost(call, cost()) if chat.include_usage else None,
+        finish=finish,
+        keepalive=services.settings.keepalive_interval,
+        headers=headers,
+    )

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
+from adapters.redact import redact
 from gateway.storage.record import CallRecord
 from routing.call import Call
+from routing.config import DeploymentConfig
 from routing.cost import call_cost, usage_numbers
+
+# Header names whose values are credentials (Azure's `api-key`, Anthropic's `x-api-key`, custom auth headers).
+_AUTH_HEADER = ("key", "auth", "token", "secret")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,21 +32,49 @@ class ClientInfo:
     title: str = ""
 
 
-def usage_with_cost(call: Call) -> dict[str, Any] | None:
-    """The upstream usage plus OpenRouter's `cost` (USD)."""
+def usage_with_cost(call: Call, cost: float) -> dict[str, Any] | None:
+    """The upstream usage plus OpenRouter's `cost` (USD): the figure `cost_of` gave, which the log row keeps too."""
     if call.usage is None:
         return None
     usage = dict(call.usage)
-    usage["cost"] = round(cost_of(call), 10)
+    usage["cost"] = cost
     return usage
 
 
-def cost_of(call: Call) -> float:
+def serving_seconds(call: Call) -> float:
+    """How long the deployment that served took: its own attempt, not the failed attempts before it."""
     dep = call.deployment
     if dep is None:
         return 0.0
-    seconds = time.perf_counter() - call.started
-    return call_cost(dep.pricing, call.usage, seconds=seconds, per_second=dep.cost_per_second)
+    for attempt in reversed(call.attempts):
+        if attempt.deployment == dep.name and attempt.outcome != "skipped":
+            return attempt.duration_ms / 1000.0
+    # a committed stream records its attempt when it ends; priced before that, it has run since its first token
+    return time.perf_counter() - (call.first_token_at or call.started)
+
+
+def cost_of(call: Call) -> float:
+    """USD for a call, rounded as every response and the log show it; price it once per call and pass it on."""
+    dep = call.deployment
+    if dep is None:
+        return 0.0
+    cost = call_cost(dep.pricing, call.usage, seconds=serving_seconds(call), per_second=dep.cost_per_second)
+    return round(cost, 10)
+
+
+def secrets_of(deployments: Iterable[DeploymentConfig]) -> tuple[str, ...]:
+    """The credentials a model's deployments send upstream, to mask wherever upstream text is repeated."""
+    found: list[str] = []
+    for dep in deployments:
+        if dep.api_key:
+            found.append(dep.api_key)
+        found.extend(v for k, v in dep.headers if any(word in k.lower() for word in _AUTH_HEADER))
+    return tuple(found)
+
+
+def scrub(call: Call, secrets: tuple[str, ...]) -> None:
+    """Mask the known secrets in the call's attempt errors (the executor keeps upstream text as it came)."""
+    call.attempts[:] = [replace(a, error=redact(a.error, secrets)) if a.error else a for a in call.attempts]
 
 
 def _number(value: Any, kind: type) -> Any:
@@ -50,9 +84,20 @@ def _number(value: Any, kind: type) -> Any:
 
 
 def build_record(
-    call: Call, payload: dict[str, Any], status: int, error: str, client: ClientInfo, log_content: bool
+    call: Call,
+    payload: dict[str, Any],
+    status: int,
+    error: str,
+    client: ClientInfo,
+    log_content: bool,
+    cost: float,
+    secrets: tuple[str, ...] = (),
 ) -> CallRecord:
-    """The api_logs row for a call; prompt and response text only when content logging is on."""
+    """The api_logs row for a call; prompt and response text only when content logging is on.
+
+    `cost` is the figure the client was shown (cost_of, priced once); `secrets` are masked in error text.
+    """
+    scrub(call, secrets)
     prompt, completion, reasoning, cached, total = usage_numbers(call.usage)
     dep = call.deployment
     last = call.attempts[-1] if call.attempts else None
@@ -72,14 +117,14 @@ def build_record(
         stream=call.stream,
         status_code=status,
         latency_ms=(time.perf_counter() - call.started) * 1000.0,
-        error=error[:500],
+        error=redact(error, secrets)[:500],
         ttft_ms=call.ttft_ms,
         prompt_tokens=prompt,
         completion_tokens=completion,
         reasoning_tokens=reasoning,
         cached_tokens=cached,
         total_tokens=total,
-        cost_usd=cost_of(call) if status == 200 or call.usage else 0.0,
+        cost_usd=cost if status == 200 or call.usage else 0.0,
         finish_reason=call.finish_reason,
         attempts=tuple(call.attempts),
         fallback_used=call.fallback_used,
