@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,8 @@ CLIENT_PREFIXES = ("/v1/", "/api/v1/chat/", "/api/v1/models")
 CLIENT_PATHS = frozenset({"/chat/completions", "/completion", "/models", "/inference", "/ws", "/providers"})
 ADMIN_PREFIXES = ("/routing", "/stats", "/api/v1/generation", "/metrics", "/admin")
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+# Headers a reverse proxy adds: a call that carries one came from elsewhere, even when the socket is loopback.
+PROXY_HEADERS = frozenset({b"x-forwarded-for", b"x-real-ip", b"forwarded", b"cf-connecting-ip"})
 
 
 def hash_key(key: str) -> str:
@@ -60,11 +62,14 @@ class AccessPolicy:
         public = env.get("METRICS_PUBLIC", "false").strip().lower() in {"1", "true", "yes"}
         return cls(client_keys=tuple(keys), admin_key_hash=hash_key(admin) if admin else "", metrics_public=public)
 
-    def decide(self, path: str, authorization: str, client_ip: str) -> Decision:
+    def decide(
+        self, path: str, authorization: str, client_ip: str, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> Decision:
+        """Allow or refuse one call; `headers` are the raw ASGI request headers (read only for keyless admin)."""
         if path.startswith(ADMIN_PREFIXES):
             if path.startswith("/metrics") and self.metrics_public:
                 return Decision(True)
-            return self._admin(authorization, client_ip)
+            return self._admin(authorization, client_ip, headers)
         if path in CLIENT_PATHS or path.startswith(CLIENT_PREFIXES):
             return self._client(authorization)
         return Decision(True)
@@ -85,15 +90,15 @@ class AccessPolicy:
             return Decision(True, key_name="admin")
         return Decision(False, status=401, code="invalid_api_key", message="invalid API key")
 
-    def _admin(self, authorization: str, client_ip: str) -> Decision:
+    def _admin(self, authorization: str, client_ip: str, headers: Iterable[tuple[bytes, bytes]]) -> Decision:
         if not self.admin_key_hash:
-            if client_ip in LOOPBACK:
+            if is_local(client_ip, headers):
                 return Decision(True, key_name="local-admin")
             return Decision(
                 False,
                 status=403,
                 code="admin_disabled",
-                message="admin routes need ADMIN_API_KEY to be set (or a call from this host)",
+                message="admin routes need ADMIN_API_KEY to be set (or a direct call from this host, not via a proxy)",
             )
         token = bearer(authorization)
         if not token:
@@ -106,6 +111,13 @@ class AccessPolicy:
         if hmac.compare_digest(self.admin_key_hash, hash_key(token)):
             return Decision(True, key_name="admin")
         return Decision(False, status=403, code="invalid_admin_key", message="this key may not use admin routes")
+
+
+def is_local(client_ip: str, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """A call from this host itself: a loopback socket and no header a reverse proxy would add."""
+    # Behind cloudflared or nginx on the same host every call arrives on loopback; only these headers tell a
+    # forwarded call from a local operator's.
+    return client_ip in LOOPBACK and not any(name.lower() in PROXY_HEADERS for name, _ in headers)
 
 
 def bearer(authorization: str) -> str:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -41,8 +41,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             announce_access(app.state.access)
             async with running_services(resolved) as services:
                 app.state.services = services
-                with reload_on_sighup(services):
-                    yield
+                async with publishing_call_log(services):
+                    with reload_on_sighup(services):
+                        yield
         except (ConfigError, AccessConfigError) as exc:
             log.error("configuration error: %s", exc)
             raise
@@ -101,6 +102,33 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
         )
     stack.append(Middleware(GuardMiddleware, max_header_bytes=settings.max_header_bytes))
     return stack
+
+
+@asynccontextmanager
+async def publishing_call_log(services: Services, interval_s: float = 1.0) -> AsyncIterator[None]:
+    """Publish this worker's call-log counters to its gauges every `interval_s`, and once more at the end."""
+    # Only this worker's event loop can read its writer's counters: without the timer, a worker's gauges would
+    # move only when it answers a scrape, and with several workers the others' values would go stale.
+
+    def publish() -> None:
+        try:
+            services.metrics.set_call_log(services.call_log.counters())
+        except Exception:  # task boundary: one failed write (disk full...) must not stop the later ones
+            log.exception("metrics: publishing the call-log gauges failed")
+
+    async def publish_forever() -> None:
+        while True:
+            publish()
+            await asyncio.sleep(interval_s)
+
+    task = asyncio.create_task(publish_forever(), name="call-log-gauges")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        publish()
 
 
 @contextmanager

@@ -40,8 +40,17 @@ def check_config(settings: Settings) -> int:
     return 0
 
 
+def wants_multiprocess_metrics(workers: int) -> bool:
+    """Several workers share metrics through files, and so does one worker when the env var asks for it."""
+    from gateway.metrics import MULTIPROC_ENV
+
+    # The Dockerfile and the systemd unit set the variable whatever WORKERS is; prometheus_client then writes
+    # files even in a single worker, so the directory must exist and earlier runs' files must go.
+    return workers > 1 or bool(os.environ.get(MULTIPROC_ENV))
+
+
 def use_multiprocess_metrics() -> None:
-    """Several workers share Prometheus metrics through files; the directory must exist before they start."""
+    """Create the metrics directory, emptied of earlier runs' files, and export it before any worker starts."""
     from gateway.metrics import MULTIPROC_ENV, prepare_multiproc_dir
     from gateway.settings import ROOT
 
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return hash_key_command(args.name, sys.stdin.readline().strip() if args.stdin else "")
     from gateway.server import run_server
 
-    if args.workers > 1:
+    if wants_multiprocess_metrics(args.workers):
         use_multiprocess_metrics()
     os.environ["GATEWAY_CONFIGURE_LOGGING"] = "1"  # worker processes configure their own logging at start-up
     return run_server(

@@ -35,7 +35,9 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         client = scope.get("client") or ("", 0)
-        decision = policy.decide(scope["path"], (authorization or b"").decode("latin-1"), client[0])
+        decision = policy.decide(
+            scope["path"], (authorization or b"").decode("latin-1"), client[0], scope.get("headers", ())
+        )
         if not decision.allowed:
             await _refuse(scope, send, decision.status, decision.code, decision.message)
             return

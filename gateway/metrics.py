@@ -4,6 +4,7 @@ Multiprocess mode: prometheus_client picks its value class (in-memory or mmap fi
 imported, from the env var PROMETHEUS_MULTIPROC_DIR. The process manager (`gateway serve --workers N`) must
 therefore call `prepare_multiproc_dir(path)` and put the variable in `os.environ` before any worker starts; each
 worker then builds one `Metrics()` in its lifespan and calls `mark_worker_dead(os.getpid())` when it stops.
+Only a worker can read its call-log writer's counters, so each publishes them on a timer (see gateway.app).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Metrics:
         self._dir = _resolve_multiproc_dir(multiproc_dir)
         self._started = time.time()
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._published: dict[str, int] = {}
         r = self._registry = CollectorRegistry()
         self._requests = Counter(
             "gateway_requests_total",
@@ -185,11 +187,13 @@ class Metrics:
 
     def set_call_log(self, counters: Mapping[str, int]) -> None:
         """Publish this worker's call-log writer counters (cumulative ints, plus the current queue depth)."""
-        # A scrape refreshes only the worker that serves it; other workers show what they last published.
         for key, value in counters.items():
             gauge = self._call_log.get(key)
-            if gauge is not None:  # unknown keys are ignored so a new writer counter cannot break scraping
+            # unknown keys are ignored so a new writer counter cannot break scraping; unchanged values are
+            # skipped because in multiprocess mode each set is a write to this worker's file
+            if gauge is not None and self._published.get(key) != value:
                 gauge.set(value)
+                self._published[key] = value
 
     def render(self) -> tuple[bytes, str]:
         """Prometheus text exposition of every worker's metrics, and its content type."""

@@ -44,8 +44,20 @@ def run_server(host: str, port: int, workers: int, graceful_timeout: float, forw
         forwarded_allow_ips=forwarded_allow_ips or None,
     )
     if workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
-        return 0
+        return run_supervisor(config)
     server = GracefulServer(config)
     server.run()
     return 0 if server.started else STARTUP_FAILURE
+
+
+def run_supervisor(config: uvicorn.Config) -> int:
+    """Several workers under uvicorn's supervisor; STARTUP_FAILURE when a worker could not start."""
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    # The supervisor stops when a worker exits with STARTUP_FAILURE (bad config, port, TLS) and returns normally;
+    # it keeps that dead worker in its list instead of replacing it. Without a non-zero exit here, systemd's
+    # Restart=on-failure would never fire and the unit would not show failed. Workers stopped by SIGTERM end by
+    # that signal (a negative exit code), so a clean shutdown still exits 0.
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        return STARTUP_FAILURE
+    return 0

@@ -1,0 +1,61 @@
+"""Exit codes of a real multi-worker gateway: a bad config fails the unit (non-zero), SIGTERM stops it cleanly (0).
+
+systemd's Restart=on-failure and a `failed` unit state both depend on the supervisor's exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gateway.server import STARTUP_FAILURE
+from gateway.settings import ROOT
+from tests.support.gateway import ProcessGateway, base_env, free_port, write_config
+
+GOOD = {"models": [{"id": "mock", "route": [{"kind": "mock", "mock": {"completion_tokens": 2}}]}]}
+BAD = {"models": [{"id": "mock", "route": [{"kind": "mock", "weight": -1}]}]}
+BOUND_S = 60
+
+
+def test_bad_config_with_two_workers_exits_non_zero(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        **base_env(tmp_path),
+        **write_config(tmp_path, BAD),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    args = ["--host", "127.0.0.1", "--port", str(free_port()), "--workers", "2"]
+    started = time.monotonic()
+    # its own session, so a hung run can be killed with its workers
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=BOUND_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError(f"gateway --workers 2 with a bad config still running after {BOUND_S} s") from None
+    assert proc.returncode == STARTUP_FAILURE, stderr[-3000:]
+    assert "configuration error" in stderr and "models[0].route[0].weight" in stderr
+    assert time.monotonic() - started < BOUND_S
+
+
+def test_sigterm_stops_two_workers_with_exit_0(tmp_path: Path) -> None:
+    env = {**base_env(tmp_path), **write_config(tmp_path, GOOD), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
+    gw = ProcessGateway(env, workers=2).start()
+    try:
+        gw.signal(signal.SIGTERM)
+        assert gw.wait(timeout=30) == 0, gw.read_output()[-3000:]
+    finally:
+        gw.stop()

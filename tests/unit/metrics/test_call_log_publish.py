@@ -1,0 +1,55 @@
+"""The lifespan's call-log publisher: gauges follow the writer's counters on a timer and survive a failed read."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gateway.app import publishing_call_log
+from gateway.metrics import Metrics
+
+
+class FakeCallLog:
+    def __init__(self) -> None:
+        self.values = {"queue_depth": 0, "rows_written": 0, "rows_lost": 0}
+        self.fail_next = False
+
+    def counters(self) -> dict[str, int]:
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("disk full")
+        return dict(self.values)
+
+
+def call_log_summary(metrics: Metrics) -> dict[str, Any]:
+    summary: dict[str, Any] = metrics.summary()["call_log"]
+    return summary
+
+
+def test_gauges_follow_the_writer_without_a_scrape(caplog: pytest.LogCaptureFixture) -> None:
+    metrics, call_log = Metrics(), FakeCallLog()
+    services: Any = SimpleNamespace(metrics=metrics, call_log=call_log)
+
+    async def run() -> None:
+        async with publishing_call_log(services, interval_s=0.01):
+            call_log.values.update(queue_depth=3, rows_written=7)
+            await asyncio.sleep(0.1)
+            assert call_log_summary(metrics)["queue_depth"] == 3
+            assert call_log_summary(metrics)["rows_written"] == 7
+            call_log.fail_next = True  # one failed read is logged; the timer keeps going
+            call_log.values.update(queue_depth=0, rows_written=9)
+            await asyncio.sleep(0.1)
+            assert call_log_summary(metrics)["rows_written"] == 9
+            call_log.values.update(rows_written=10, rows_lost=1)
+        # the last values are published when the block ends, not left a tick behind
+        assert call_log_summary(metrics)["rows_written"] == 10
+        assert call_log_summary(metrics)["rows_lost"] == 1
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    with caplog.at_level(logging.ERROR, logger="gateway"):
+        asyncio.run(run())
+    assert "publishing the call-log gauges failed" in caplog.text
