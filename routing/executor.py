@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from adapters.base import Adapter, ProtocolError
 from adapters.kinds import kind_spec
+from adapters.redact import redact
 from adapters.registry import adapter_for
 from routing import mock_backend
 from routing.backoff import RetryPolicy, classify_failure
@@ -306,7 +307,7 @@ class Executor:
                         failure = UpstreamError("protocol", f"{dep.name}: {exc}")
                         break
                     if event.error:
-                        failure = UpstreamError("stream", f"{dep.name}: {event.error}")
+                        failure = UpstreamError("stream", f"{dep.name}: {redact(event.error, (dep.api_key,))}")
                         break
                     if event.done:
                         clean = stop = True

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from adapters.base import Adapter, ProtocolError, UpstreamRequest
+from adapters.redact import redact
 from adapters.sse import SSEDecoder
 from routing.backoff import parse_retry_after
 from routing.config import DeploymentConfig, Timeouts
@@ -148,7 +149,7 @@ async def _raise_for_status(dep: DeploymentConfig, resp: Response, adapter: Adap
     finally:
         resp.close()
     status = resp.status
-    message = adapter.error_message(status, body)
+    message = redact(adapter.error_message(status, body), (dep.api_key,))  # upstreams echo what they were sent
     retry_after = parse_retry_after(resp.headers.get("Retry-After"), time.time()) if status in (429, 503) else None
     if status >= 500 or status in RETRYABLE_STATUS:
         raise UpstreamError("status", f"{dep.name}: HTTP {status}: {message}", status=status, retry_after=retry_after)
