@@ -319,7 +319,7 @@ class Executor:
                         finished = True
                     batch.append(parsed)
                     if finished and parsed.get("usage"):
-                        stop = True  # some upstreams never send [DONE]; usage after the finish is the real end
+                        clean = stop = True  # some never send [DONE]: usage after the finish is the end
                         break
                 if batch:
                     yield batch  # what arrived before a failure still reaches the client first

@@ -23,6 +23,10 @@ import httptools
 
 _HIGH_WATER = 1 << 20  # pause reading the socket past this many buffered body bytes
 _LOW_WATER = 1 << 18
+# A response released before its end (a stream stopped at its usage chunk, before `[DONE]`) keeps reading this
+# long for the rest, so the connection can be pooled rather than closed and reopened for the next call.
+_LINGER_S = 1.0
+_LINGER_BYTES = 64 * 1024
 
 
 class HttpError(Exception):
@@ -121,6 +125,8 @@ class Response:
         self._waiter: asyncio.Future[None] | None = None
         self._decoder: Any = None
         self._released = False
+        self._draining: asyncio.TimerHandle | None = None
+        self._drained_bytes = 0
 
     # --- httptools callbacks -------------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -142,6 +148,11 @@ class Response:
             self._headers_done.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        if self._draining is not None:
+            self._drained_bytes += len(body)
+            if self._drained_bytes > _LINGER_BYTES:
+                self._end_drain(reuse=False)
+            return
         if self._decoder is not None:
             body = self._decoder.decompress(body)
             if not body:
@@ -160,10 +171,16 @@ class Response:
                 self._chunks.append(tail)
         self._complete = True
         self.keep_alive = self._conn._parser.should_keep_alive()
+        if self._draining is not None:
+            self._end_drain(reuse=self.keep_alive and not self._conn.closed)
+            return
         self._wake()
 
     # --- connection events ---------------------------------------------------------------------------------
     def fail(self, exc: BaseException) -> None:
+        if self._draining is not None:
+            self._end_drain(reuse=False)
+            return
         if self._error is None and not self._complete:
             self._error = exc
         if not self._headers_done.done():
@@ -242,8 +259,24 @@ class Response:
             return
         self._released = True
         conn = self._conn
+        if not self._complete and self._error is None and not conn.closed and self._got_headers:
+            self._chunks.clear()
+            if self._paused:
+                self._paused = False
+                conn.resume_reading()
+            self._draining = asyncio.get_running_loop().call_later(_LINGER_S, self._end_drain, False)
+            conn.pool.lingering.add(conn)
+            return
         conn.response = None
         conn.pool.done_with(conn, self._complete and self._error is None and self.keep_alive and not conn.closed)
+
+    def _end_drain(self, reuse: bool) -> None:
+        timer, self._draining = self._draining, None
+        if timer is None:
+            return
+        timer.cancel()
+        self._conn.response = None
+        self._conn.pool.done_with(self._conn, reuse)
 
     def close(self) -> None:
         """Abandon the response and its connection (a half-read body cannot be reused)."""
@@ -260,6 +293,7 @@ class Pool:
     def __init__(self, keepalive: float = 30.0, limit: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         self._keepalive = keepalive
         self._slots = asyncio.Semaphore(limit) if limit > 0 else None  # connections in use, all origins
+        self.lingering: set[_Connection] = set()  # released early, reading the rest of their response
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._ssl = ssl_context
         self._closed = False
@@ -307,6 +341,7 @@ class Pool:
     def done_with(self, conn: _Connection, reuse: bool) -> None:
         """A response let go of its connection: pool it when `reuse`, else close it."""
         self._free_slot()
+        self.lingering.discard(conn)
         if reuse:
             self._put_back(conn)
         else:
@@ -321,6 +356,9 @@ class Pool:
 
     async def close(self) -> None:
         self._closed = True
+        for conn in list(self.lingering):
+            conn.close()
+        self.lingering.clear()
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()

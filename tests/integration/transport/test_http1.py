@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from routing import http1
 from routing.http1 import ConnectError, HttpError, Pool
 
 Handler = Callable[[bytes], list[bytes]]  # request bytes -> writes to send; a CLOSE among them hangs up there
@@ -243,3 +244,32 @@ async def test_https_with_certificate_verification(certificate: tuple[Path, Path
     assert b"Host: localhost:%d\r\n" % port in raw.requests[-1]
     await pool.close()
     server.close()
+
+
+async def test_a_response_released_before_its_end_is_drained_and_pooled(serve) -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw = await serve(lambda req: [head + b"5\r\nusage\r\n", b"6\r\n[DONE]\r\n0\r\n\r\n"])
+    pool = Pool()
+    resp = await pool.request("POST", raw.url, {}, b"{}", connect_timeout=2, total_timeout=5)
+    assert await resp.readany() == b"usage"
+    resp.release()  # the caller has what it needs; the tail is still on its way
+    await asyncio.sleep(0.1)
+    assert (await post(pool, raw.url))[0] == 200
+    assert raw.connections == 1
+    await pool.close()
+
+
+async def test_a_response_that_never_ends_is_closed_after_the_linger(serve, monkeypatch) -> None:
+    monkeypatch.setattr(http1, "_LINGER_S", 0.05)
+    raw = await serve(lambda req: [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"])
+    pool = Pool()
+    resp = await pool.request("POST", raw.url, {}, b"{}", connect_timeout=2, total_timeout=5)
+    assert await resp.readany() == b"first"
+    resp.release()
+    assert pool.lingering
+    await asyncio.sleep(0.15)
+    assert not pool.lingering
+    raw.handler = lambda req: ok(b"x")
+    assert (await post(pool, raw.url))[1] == b"x"
+    assert raw.connections == 2
+    await pool.close()
