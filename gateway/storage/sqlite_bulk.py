@@ -26,16 +26,31 @@ from gateway.storage.schema import COLUMN_NAMES, api_logs
 
 # Rows per INSERT: SQLite's bound-parameter limit is 32,766 since 3.32 (999 before).
 MAX_ROWS = (32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999) // len(COLUMN_NAMES)
+# A batch is cut into statements of these sizes only. pysqlite keeps every distinct statement prepared, and a
+# prepared many-row INSERT holds hundreds of KiB: one statement per batch size grew the gateway by ~25 MiB every
+# few seconds of light traffic (batches of every size) until the statement cache filled. Four sizes stay small.
+CHUNK_SIZES = tuple(size for size in (512, 64, 8, 1) if size <= MAX_ROWS)
 
 Binds = list[tuple[str, Callable[[Any], Any] | None]]
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=len(CHUNK_SIZES))
 def insert_sql(rows: int) -> str:
     """INSERT of `rows` rows with positional parameters; a replayed row is a no-op (ON CONFLICT DO NOTHING)."""
     one = "(" + ", ".join("?" * len(COLUMN_NAMES)) + ")"
     columns = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
     return f"INSERT INTO api_logs ({columns}) VALUES {', '.join([one] * rows)} ON CONFLICT DO NOTHING"
+
+
+def chunks(rows: int) -> list[tuple[int, int]]:
+    """(start, size) of each statement for a batch of `rows`, largest sizes first, sizes from CHUNK_SIZES."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for size in CHUNK_SIZES:
+        while rows - start >= size:
+            out.append((start, size))
+            start += size
+    return out
 
 
 def bind_processors(dialect: Any) -> Binds:
@@ -86,9 +101,8 @@ class SqliteBulk:
         conn = self._connect()
         conn.execute("BEGIN")
         try:
-            for start in range(0, len(rows), MAX_ROWS):
-                chunk = rows[start : start + MAX_ROWS]
-                conn.execute(insert_sql(len(chunk)), flatten(chunk, self._binds))
+            for start, size in chunks(len(rows)):
+                conn.execute(insert_sql(size), flatten(rows[start : start + size], self._binds))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

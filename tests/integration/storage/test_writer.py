@@ -10,7 +10,7 @@ import orjson
 
 from gateway.storage.rows import record_to_row
 from gateway.storage.spool import Spool
-from gateway.storage.sqlite_bulk import MAX_ROWS
+from gateway.storage.sqlite_bulk import CHUNK_SIZES
 from tests.integration.storage.conftest import Target, make_record
 
 
@@ -186,10 +186,11 @@ async def test_writes_after_close_are_spooled(target: Target) -> None:
 
 
 async def test_batch_larger_than_one_insert_statement(target: Target) -> None:
-    # SQLite writes one multi-row INSERT per MAX_ROWS rows; a batch spanning several must land whole, once.
-    log = target.call_log(batch_size=2 * MAX_ROWS + 7, queue_max=10_000, flush_interval_s=1.0)
+    # SQLite cuts a batch into multi-row INSERTs of a few fixed sizes; every row must land, once.
+    size = 2 * CHUNK_SIZES[0] + 3 * 64 + 7
+    log = target.call_log(batch_size=size, queue_max=10_000, flush_interval_s=1.0)
     await log.start()
-    records = [make_record(i) for i in range(2 * MAX_ROWS + 7)]
+    records = [make_record(i) for i in range(size)]
     for record in records:
         await log.write(record)
     await log.flush()
