@@ -220,13 +220,19 @@ def calls100k(b: Bench) -> None:
 
 
 def stacks(b: Bench) -> None:
-    """Bare Starlette passthrough over httpx, aiohttp and httpx-on-aiohttp, 64 clients, plus the upstream alone."""
+    """Bare Starlette passthrough over each HTTP client, 64 clients and 1 client, plus the upstream alone.
+
+    The 1-client p50 of a bare passthrough is the floor the gateway's added latency cannot go below on this
+    server stack: the gateway's own work is what it adds on top.
+    """
     out: dict[str, Any] = {"upstream direct": b.throughput(b.direct, False)}
-    clients = ["httpx", "aiohttp"] + (["httpx-aiohttp"] if have_httpx_aiohttp() else [])
+    out["upstream direct"]["one_client"] = b.one_client(b.direct, "json")
+    clients = ["httpx", "aiohttp", "http1"] + (["httpx-aiohttp"] if have_httpx_aiohttp() else [])
     for client in clients:
         proc = start_stack(client, b.direct)
         try:
             out[client] = b.throughput(b.url(proc), False)
+            out[client]["one_client"] = b.one_client(b.url(proc), "json")
             out[client]["rss_mib"] = proc.memory()["rss_mib"]
         finally:
             proc.stop()

@@ -3,7 +3,7 @@
 It isolates the one choice the gateway made for its upstream calls: the client library. Served by uvicorn
 (uvloop + httptools), one worker: `python -m bench.stacks --client aiohttp --port P --upstream URL`.
 Clients: `httpx` (AsyncClient, large pool), `aiohttp` (one ClientSession), `httpx-aiohttp` (httpx API over
-an aiohttp transport; needs the optional `httpx-aiohttp` package).
+an aiohttp transport; needs the optional `httpx-aiohttp` package), `http1` (the gateway's own pool).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-CLIENTS = ("httpx", "aiohttp", "httpx-aiohttp")
+CLIENTS = ("httpx", "aiohttp", "httpx-aiohttp", "http1")
 Forward = Callable[[bytes, str], Awaitable[tuple[int, bytes]]]
 _HEADERS = {"content-type": "application/json", "authorization": "Bearer bench-key"}
 
@@ -25,6 +25,22 @@ _HEADERS = {"content-type": "application/json", "authorization": "Bearer bench-k
 @asynccontextmanager
 async def open_client(kind: str, upstream: str) -> AsyncIterator[Forward]:
     """A `forward(body, content_type)` bound to one pooled client of the given kind."""
+    if kind == "http1":  # the gateway's own pool (routing/http1.py)
+        from routing.http1 import Pool
+
+        pool = Pool()
+
+        async def forward_http1(body: bytes, _: str) -> tuple[int, bytes]:
+            resp = await pool.request("POST", upstream, _HEADERS, body, connect_timeout=5, total_timeout=30)
+            data = await resp.read()
+            resp.release()
+            return resp.status, data
+
+        try:
+            yield forward_http1
+        finally:
+            await pool.close()
+        return
     if kind == "aiohttp":
         import aiohttp
 

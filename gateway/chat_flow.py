@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from adapters.redact import redact
 from gateway.chat_request import ChatRequest
@@ -217,8 +218,26 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         raise
     except Exception as exc:
         raise await _internal_error(finish, request_id, exc) from None
-    await finish(200, "")
-    return Response(orjson.dumps(body), 200, _deployment_headers(call), media_type="application/json")
+    content, headers = orjson.dumps(body), _deployment_headers(call)
+    if services.call_log.settings.sync:
+        await finish(200, "")  # sync mode (tests): the row exists before the client has its answer
+        return Response(content, 200, headers, media_type="application/json")
+    return AnsweredFirst(content, headers, lambda: finish(200, ""))
+
+
+class AnsweredFirst(Response):
+    """A JSON answer that does the call's bookkeeping (row, metrics, log line) right after handing its bytes to the
+    server, in the same task and without yielding, so the client is not kept waiting for it."""
+
+    def __init__(self, content: bytes, headers: dict[str, str], after: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(content, 200, headers, media_type="application/json")
+        self._after = after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # a client gone mid-send still gets its row
+            await self._after()
 
 
 async def _internal_error(finish: Finish, request_id: str, exc: Exception) -> APIError:
