@@ -139,22 +139,17 @@ class RoutingManager:
         enabled = model.enabled_deployments
         if not enabled:
             return ModelRoute(model=model, entries=(), strategy="")
-        scoped = replace(model, deployments=enabled)
-        name, spec = self.strategy_for(scoped)
-        routing = self._config.routing
-        if spec.kind == "weighted":
-            raw = strategies.weighted(scoped, spec)
-        elif spec.kind == "cost":
-            raw = strategies.cheapest_first(scoped, self._observed)
-        elif spec.kind == "latency":
-            raw = strategies.fastest_first(scoped, self._observed)
-        else:
-            fraction = self._local_fraction if spec.name == routing.strategy else spec.local_fraction
-            raw = strategies.fixed(scoped, routing, fraction)
-        live = [w if d.key not in self._down else 0.0 for d, w in zip(enabled, raw, strict=True)]
-        if sum(live) <= 0 and any(d.key not in self._down for d in enabled):
+        name, spec = self.strategy_for(replace(model, deployments=enabled))
+        raw = self._weights(replace(model, deployments=enabled), spec)
+        up = tuple(d for d in enabled if d.key not in self._down)
+        # The strategy runs again over the deployments that can serve, so a group keeps its share when a member
+        # is down: with {golem: 70, modal: 30} and one of two Golem nodes failing, the other carries the 70%.
+        by_key = dict(zip((d.key for d in up), self._weights(replace(model, deployments=up), spec), strict=True))
+        live = [by_key.get(d.key, 0.0) for d in enabled]
+        if sum(live) <= 0 and up:
             live = [0.0 if d.key in self._down else 1.0 for d in enabled]
         final = strategies.normalized(live) if sum(live) > 0 else [0.0] * len(enabled)
+        routing = self._config.routing
         entries = tuple(
             RouteEntry(
                 deployment=d,
@@ -167,6 +162,20 @@ class RoutingManager:
             for d, w, s in zip(enabled, final, raw, strict=True)
         )
         return ModelRoute(model=model, entries=entries, strategy=name)
+
+    def _weights(self, scoped: ModelConfig, spec: StrategyConfig) -> list[float]:
+        """The strategy's weights for these deployments (config and observed stats in, weights out)."""
+        if not scoped.deployments:
+            return []
+        routing = self._config.routing
+        if spec.kind == "weighted":
+            return strategies.weighted(scoped, spec)
+        if spec.kind == "cost":
+            return strategies.cheapest_first(scoped, self._observed)
+        if spec.kind == "latency":
+            return strategies.fastest_first(scoped, self._observed)
+        fraction = self._local_fraction if spec.name == routing.strategy else spec.local_fraction
+        return strategies.fixed(scoped, routing, fraction)
 
     def snapshot(self) -> dict[str, Any]:
         """The weights in use per model and deployment, for /routing (no URLs with secrets, no keys)."""
