@@ -15,7 +15,7 @@ from gateway.events import call_event
 from gateway.recording import ClientInfo, build_record, cost_of, scrub, secrets_of
 from gateway.services import Services
 from routing.call import Call
-from routing.config import ModelConfig
+from routing.config import DeploymentConfig, ModelConfig
 from routing.errors import AllAttemptsFailed, NoDeploymentAvailable, RateLimited, RoutingError
 from routing.executor import Preferences
 from routing.manager import ModelRoute
@@ -89,7 +89,26 @@ def error_code_of(exc: RoutingError) -> str:
     return "PROVIDER_ERROR"
 
 
-def failure(code: str, message: str, request_id: str, trace_id: str, call: Call | None = None) -> dict[str, Any]:
+def failure(
+    code: str,
+    message: str,
+    request_id: str,
+    trace_id: str,
+    call: Call | None = None,
+    model: ModelConfig | None = None,
+) -> dict[str, Any]:
+    """Beacon's failure body; with the call and its model, it names the last deployment that was tried."""
+    metadata: dict[str, Any] = {"attempts": [a.as_dict() for a in call.attempts] if call else []}
+    dep = last_attempted(call, model) if call and model else None
+    if dep is not None and model is not None:
+        metadata = {
+            "provider_type": dep.kind,
+            "provider": dep.provider,
+            "region": dep.region,
+            "model": model.id,
+            "deployment": dep.name,
+            **metadata,
+        }
     return {
         "success": False,
         "response": None,
@@ -100,8 +119,14 @@ def failure(code: str, message: str, request_id: str, trace_id: str, call: Call 
         "cost_estimate": 0.0,
         "request_id": request_id,
         "trace_id": trace_id or None,
-        "metadata": {"attempts": [a.as_dict() for a in call.attempts] if call else []},
+        "metadata": metadata,
     }
+
+
+def last_attempted(call: Call, model: ModelConfig) -> DeploymentConfig | None:
+    """The deployment of the call's last real attempt (skips sent no request), if any."""
+    tried = next((a.deployment for a in reversed(call.attempts) if a.outcome != "skipped"), None)
+    return next((d for d in model.deployments if d.name == tried), None) if tried else None
 
 
 def success(call: Call, text: str, model: str, trace_id: str, cost: float) -> dict[str, Any]:
@@ -162,7 +187,7 @@ async def run_inference(
         code = error_code_of(exc)
         scrub(call, secrets)
         status, error = (429 if isinstance(exc, RateLimited) else STATUS[code]), redact(exc.message, secrets)
-        body = failure(code, error, request_id, req.trace_id, call)
+        body = failure(code, error, request_id, req.trace_id, call, model)
     except asyncio.CancelledError:
         call.cancelled = True
         await asyncio.shield(_log(services, call, payload, 503, "call cancelled", client, cost, secrets, model))
@@ -170,7 +195,8 @@ async def run_inference(
     except Exception as exc:  # a task boundary: Beacon's JSON for the client, the traceback for the log
         log.error("inference failed unexpectedly (request %s)", request_id, exc_info=exc)
         status, error = 500, f"internal error ({type(exc).__name__})"
-        body = failure("PROVIDER_ERROR", f"internal error (request {request_id})", request_id, req.trace_id, call)
+        message = f"internal error (request {request_id})"
+        body = failure("PROVIDER_ERROR", message, request_id, req.trace_id, call, model)
     await _log(services, call, payload, status, error, client, cost, secrets, model)
     return status, body
 

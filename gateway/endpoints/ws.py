@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -13,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.beacon_flow import BeaconError, failure, parse_inference, run_inference
+from gateway.beacon_flow import BeaconError, InferenceRequest, failure, parse_inference, run_inference
 from gateway.middleware import new_request_id
 from gateway.recording import ClientInfo
 from gateway.services import Services
@@ -56,7 +57,7 @@ async def websocket(ws: WebSocket) -> None:
                 message = None
             kind = message.get("type") if isinstance(message, dict) else None
             if kind == "inference":
-                _spawn(tasks, _inference(services, message, client, send))
+                await _start_inference(services, tasks, message, client, send)
             elif kind == "subscribe" and not any(t.get_name() == "subscription" for t in tasks):
                 _spawn(tasks, _subscription(services, send), name="subscription")
                 await send(
@@ -76,24 +77,57 @@ async def websocket(ws: WebSocket) -> None:
                 await task
 
 
-def _spawn(tasks: set[asyncio.Task[None]], coro: Any, name: str | None = None) -> None:
+def _spawn(tasks: set[asyncio.Task[None]], coro: Any, name: str | None = None) -> asyncio.Task[None]:
     task = asyncio.get_running_loop().create_task(coro, name=name)
     tasks.add(task)
     task.add_done_callback(tasks.discard)
+    return task
 
 
-async def _inference(services: Services, message: dict[str, Any], client: ClientInfo, send: Any) -> None:
+async def _start_inference(
+    services: Services, tasks: set[asyncio.Task[None]], message: dict[str, Any], client: ClientInfo, send: Any
+) -> None:
+    """Check the message and the client's stream budget (shared with HTTP streams), then run it as a task."""
     request_id = new_request_id()
     try:
         req = parse_inference(message)
     except BeaconError as exc:
         await send({"type": "result", **failure("INVALID_REQUEST", exc.message, request_id, "")})
         return
+    cap = services.stream_cap
+    holder = client.api_key_name or client.ip  # the key chat_flow uses, so both paths draw on one budget
+    if not cap.acquire(holder):
+        error = f"too many concurrent streams for this client (limit {cap.limit})"
+        await send({"type": "result", **failure("NO_PROVIDER_AVAILABLE", error, request_id, req.trace_id)})
+        return
+    released = False
 
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            cap.release(holder)
+
+    task = _spawn(tasks, _inference(services, req, request_id, client, send, release))
+    # also a done callback: a task cancelled before its first step never runs its body
+    task.add_done_callback(lambda _: release())
+
+
+async def _inference(
+    services: Services,
+    req: InferenceRequest,
+    request_id: str,
+    client: ClientInfo,
+    send: Any,
+    release: Callable[[], None],
+) -> None:
     async def on_chunk(piece: str) -> None:
         await send({"type": "chunk", "request_id": request_id, "content": piece})
 
-    _, result = await run_inference(services, req, request_id, client, on_chunk=on_chunk)
+    try:
+        _, result = await run_inference(services, req, request_id, client, on_chunk=on_chunk)
+    finally:
+        release()  # before the result goes out: a client answering it at once finds its slot free
     await send({"type": "result", **result})
 
 
