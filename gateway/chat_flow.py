@@ -69,9 +69,10 @@ def _clamp(payload: dict[str, Any], route: ModelRoute) -> dict[str, Any]:
     return payload
 
 
-def _deployment_headers(call: Call) -> dict[str, str]:
+def _deployment_headers(call: Call, committed_stream: bool = False) -> dict[str, str]:
+    """Who served and after how many attempts; a committed stream records its own attempt only when it ends."""
     dep = call.deployment
-    headers = {"x-gateway-attempts": str(len(call.attempts))}
+    headers = {"x-gateway-attempts": str(len(call.attempts) + committed_stream)}
     if dep is not None:
         headers["x-gateway-deployment"] = dep.name
         headers["x-gateway-provider"] = dep.provider
@@ -278,7 +279,7 @@ def _relay(
         return identity(request_id, route.model.id, dep.provider if dep else "")
 
     def headers(stream: UpstreamStream | None) -> list[tuple[bytes, bytes]]:
-        extra = _deployment_headers(call) if stream else {}
+        extra = _deployment_headers(call, committed_stream=True) if stream else {}
         return [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in extra.items())]
 
     return StreamRelay(

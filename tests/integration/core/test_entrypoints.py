@@ -1,0 +1,288 @@
+"""Entry points as real processes: `uvicorn gateway.app:app`, `.env` loading, LOG_LEVEL, the no-keys warning."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from gateway.settings import ROOT, Settings
+from routing.loader import load_config
+from tests.integration.core.conftest import models
+from tests.support.gateway import free_port, write_config
+from tests.support.upstream import FakeUpstream
+
+MESSAGES = [{"role": "user", "content": "Say something."}]
+STOP_WITHIN_S = 10.0
+
+
+class Served:
+    """A server process whose stdout and stderr go to separate files, so a test can tell which stream a line took."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], cwd: Path, directory: Path, port: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = port
+        self.stdout_path = directory / "stdout.txt"
+        self.stderr_path = directory / "stderr.txt"
+        with self.stdout_path.open("w") as out, self.stderr_path.open("w") as err:
+            self.proc = subprocess.Popen(args, env=dict(env), cwd=cwd, stdout=out, stderr=err)
+        self.returncode: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def wait_ready(self, timeout: float = 20) -> Served:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.stderr}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"server did not become ready within {timeout} s:\n{self.stderr}")
+
+    def terminate(self, within: float = STOP_WITHIN_S) -> tuple[int, float]:
+        """SIGTERM, then the exit code and how long the exit took."""
+        began = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        self.returncode = self.proc.wait(timeout=within)
+        return self.returncode, time.monotonic() - began
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    """serve(args_after_port, env, cwd=ROOT) -> a ready Served; any process still running is killed at teardown."""
+    started: list[Served] = []
+
+    def start(command: list[str], env: Mapping[str, str], cwd: Path = ROOT) -> Served:
+        port = free_port()
+        args = [*command, "--port", str(port)]
+        served = Served(args, env, cwd, tmp_path / f"proc{len(started)}", port)
+        started.append(served)
+        return served.wait_ready()
+
+    yield start
+    for served in started:
+        served.kill()
+
+
+def isolated_env(directory: Path, **extra: str) -> dict[str, str]:
+    """Only PATH from the test runner's environment: no stray key or config variable may change the outcome."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONUNBUFFERED": "1",
+        "SQLITE_DB_PATH": str(directory / "calls.db"),
+        "VAR_DIR": str(directory / "var"),
+        "CALL_LOG_SPOOL_DIR": str(directory / "spool"),
+        **extra,
+    }
+
+
+GATEWAY_SERVE = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1"]
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The lines of text that are JSON objects (the gateway's log format)."""
+    lines = []
+    for line in text.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            lines.append(value)
+    return lines
+
+
+def sdk(url: str, key: str = "k") -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=10)
+
+
+def test_plain_uvicorn_serves_the_shipped_config_and_stops_on_sigterm(serve: Any, tmp_path: Path) -> None:
+    env = isolated_env(tmp_path)
+    uvicorn_bin = str(ROOT / ".venv" / "bin" / "uvicorn")
+    server = serve([uvicorn_bin, "gateway.app:app", "--host", "127.0.0.1"], env)
+    client = sdk(server.url)
+    ids = [m.id for m in client.models.list()]
+    assert "mock-gpt" in ids
+    raw = client.chat.completions.with_raw_response.create(model="mock-gpt", messages=MESSAGES)
+    reply = raw.parse()
+    assert reply.model == "mock-gpt"
+    assert raw.headers["x-gateway-deployment"] in {"mock-a", "mock-b"}
+    assert reply.choices[0].message.content and reply.choices[0].finish_reason == "stop"
+    assert reply.usage is not None and reply.usage.completion_tokens == 24  # the shipped mock's setting
+    code, took = server.terminate()
+    # uvicorn re-raises a captured SIGTERM after its graceful shutdown: the process ends by that signal.
+    # (`gateway serve` turns that into exit 0; see gateway/server.py GracefulServer.)
+    assert code == -signal.SIGTERM, server.stderr
+    assert took < STOP_WITHIN_S
+    assert "Application shutdown complete." in server.stderr
+    assert "NO CLIENT API KEYS CONFIGURED" in server.stderr  # no logging config here, still said out loud
+    # the temp call log was used, and the row queued by the async writer was flushed before exit
+    with sqlite3.connect(tmp_path / "calls.db") as conn:
+        rows = conn.execute("select request_id, model_id, deployment from api_logs").fetchall()
+    assert rows == [(raw.headers["x-request-id"], "mock-gpt", raw.headers["x-gateway-deployment"])]
+
+
+def test_dotenv_fills_settings_and_config_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    paths = write_config(
+        root / "cfg",
+        models(
+            {
+                "kind": "openai",
+                "name": "a",
+                "base_url": "${GW_TEST_DOTENV_URL}",
+                "api_key": "${GW_TEST_DEPLOY_KEY}",
+                "provider_model_id": "up",
+            }
+        ),
+    )
+    (root / ".env").write_text(
+        f"MODELS_CONFIG={paths['MODELS_CONFIG']}\n"
+        "GW_TEST_DOTENV_URL=http://127.0.0.1:9/v1\n"
+        "GW_TEST_DEPLOY_KEY=sk-from-dotenv\n"
+    )
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("MODELS_CONFIG", raising=False)
+    monkeypatch.delenv("GW_TEST_DOTENV_URL", raising=False)
+    monkeypatch.setenv("GW_TEST_DEPLOY_KEY", "sk-from-environ")
+
+    settings = Settings.from_env(root=root)
+    assert settings.models_path == Path(paths["MODELS_CONFIG"])
+    assert settings.env["GW_TEST_DOTENV_URL"] == "http://127.0.0.1:9/v1"
+    assert settings.env["GW_TEST_DEPLOY_KEY"] == "sk-from-environ"
+    config = load_config(settings.models_path, settings.routing_path, settings.env)
+    (deployment,) = config.models[0].deployments
+    assert deployment.enabled, deployment.disabled_reason
+    assert deployment.base_url.rstrip("/") == "http://127.0.0.1:9/v1"
+    assert deployment.api_key == "sk-from-environ"
+
+
+def test_dotenv_in_the_working_directory_configures_a_real_gateway(serve: Any, tmp_path: Path) -> None:
+    workdir = tmp_path / "workdir"
+    with FakeUpstream.in_thread("a") as upstream:
+        write_config(
+            workdir,
+            models(
+                {
+                    "kind": "openai",
+                    "name": "a",
+                    "base_url": "${GW_TEST_DOTENV_URL}",
+                    "api_key": "${GW_TEST_DEPLOY_KEY}",
+                    "provider_model_id": "up",
+                }
+            ),
+        )
+        # relative paths in .env are relative to the working directory, like the shell's
+        (workdir / ".env").write_text(
+            "MODELS_CONFIG=models.yaml\n"
+            f"GW_TEST_DOTENV_URL={upstream.base_url}\n"
+            "GW_TEST_DEPLOY_KEY=sk-from-dotenv\n"
+            "LOG_LEVEL=WARNING\n"
+        )
+        env = isolated_env(tmp_path, PYTHONPATH=str(ROOT), GW_TEST_DEPLOY_KEY="sk-from-environ")
+        server = serve(GATEWAY_SERVE, env, cwd=workdir)
+        raw = sdk(server.url).chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+        assert raw.headers["x-gateway-deployment"] == "a"
+        assert raw.parse().choices[0].message.content.startswith("[a]")
+        chats = [r for r in upstream.requests if r.path == "/v1/chat/completions"]
+        assert [r.headers["authorization"] for r in chats] == ["Bearer sk-from-environ"]
+        server.terminate()
+
+
+def test_view_logs_help_lists_its_options() -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/view_logs.py", "--help"],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: view_logs.py")
+    for option in ("--db", "--limit", "--hours"):
+        assert option in result.stdout
+    assert "Show the call log" in result.stdout
+
+
+def _calls(server: Served, n: int) -> list[httpx.Headers]:
+    client = sdk(server.url)
+    return [
+        client.chat.completions.with_raw_response.create(model="mock-gpt", messages=MESSAGES).headers for _ in range(n)
+    ]
+
+
+def test_log_level_warning_suppresses_the_per_call_line(serve: Any, tmp_path: Path) -> None:
+    server = serve(GATEWAY_SERVE, isolated_env(tmp_path, LOG_LEVEL="WARNING"))
+    _calls(server, 2)
+    code, _ = server.terminate()
+    assert code == 0
+    lines = json_lines(server.stderr)
+    assert lines, f"expected JSON log lines on stderr:\n{server.stderr}"
+    assert {line["level"] for line in lines} <= {"warning", "error", "critical"}
+    assert [line for line in lines if line["logger"] == "gateway.calls"] == []
+
+
+def test_log_level_info_writes_one_json_line_per_call(serve: Any, tmp_path: Path) -> None:
+    server = serve(GATEWAY_SERVE, isolated_env(tmp_path, LOG_LEVEL="INFO"))
+    headers = _calls(server, 3)
+    code, _ = server.terminate()
+    assert code == 0
+    calls = [line for line in json_lines(server.stderr) if line["logger"] == "gateway.calls"]
+    assert [line["request_id"] for line in calls] == [h["x-request-id"] for h in headers]
+    for line, h in zip(calls, headers, strict=True):
+        assert line["level"] == "info" and line["msg"] == "call"
+        assert line["model"] == "mock-gpt"
+        assert line["deployment"] == h["x-gateway-deployment"]
+        assert line["status"] == 200
+        assert isinstance(line["latency_ms"], float | int) and line["latency_ms"] > 0
+
+
+def test_no_client_keys_is_a_startup_warning_naming_the_variable(serve: Any, tmp_path: Path) -> None:
+    server = serve(GATEWAY_SERVE, isolated_env(tmp_path, LOG_LEVEL="WARNING"))
+    server.terminate()
+    warnings = [line for line in json_lines(server.stderr) if "GATEWAY_API_KEYS" in line["msg"]]
+    assert len(warnings) == 1, server.stderr
+    assert warnings[0]["level"] == "warning" and warnings[0]["logger"] == "gateway"
+    assert "NO CLIENT API KEYS CONFIGURED" in warnings[0]["msg"]
+
+
+def test_configured_client_keys_give_no_such_warning(serve: Any, tmp_path: Path) -> None:
+    key = "sk-gw-test-0123456789abcdef"
+    server = serve(GATEWAY_SERVE, isolated_env(tmp_path, LOG_LEVEL="INFO", GATEWAY_API_KEYS=f"ci:{key}"))
+    server.terminate()
+    lines = json_lines(server.stderr)
+    assert "client API keys: 1 configured" in [line["msg"] for line in lines], server.stderr
+    assert [line for line in lines if "GATEWAY_API_KEYS" in line["msg"]] == []
+    assert key not in server.stderr
