@@ -29,6 +29,8 @@ async def query_stats(
     if provider:
         where.append(_T.provider == provider)
     if conn.dialect.name != "postgresql":
+        if not (model or provider) and await _window_is_large(conn, since):
+            where[0] = _unindexed(_T.timestamp) >= since
         return await _sqlite_stats(conn, where)
     result = await conn.execute(_postgres_stats(where))
     return [_plain(dict(row._mapping)) for row in result]
@@ -101,6 +103,20 @@ def _postgres_stats(where: list[ColumnElement[bool]]) -> Select[Any]:
     )
 
 
+async def _window_is_large(conn: AsyncConnection, since: datetime) -> bool:
+    """Whether the period holds more than an eighth of the table (SQLite): then one sequential scan beats an index
+    lookup per row. Measured on 1,000,000 rows, 24 h of 48 h: 1.8 s through the timestamp index, 0.67 s scanning;
+    1 h of 48 h: 62 ms through the index, 137 ms scanning. Counting the window reads the index only (~13 ms)."""
+    window = await conn.scalar(select(func.count()).select_from(api_logs).where(_T.timestamp >= since))
+    last = await conn.scalar(select(func.max(_T.id)))  # an upper bound on the row count, read from the rowid B-tree
+    return bool(last) and int(window or 0) * 8 > int(last)
+
+
+def _unindexed(column: Any) -> Any:
+    """`+column`: the same value, but SQLite will not drive the query from an index on it."""
+    return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+
+
 async def _sqlite_stats(conn: AsyncConnection, where: list[ColumnElement[bool]]) -> list[dict[str, Any]]:
     """Sums in one GROUP BY; each percentile is one index seek (ORDER BY ... LIMIT 2 OFFSET k).
 
@@ -109,8 +125,7 @@ async def _sqlite_stats(conn: AsyncConnection, where: list[ColumnElement[bool]])
     """
     # Unary + keeps SQLite from scanning the whole model_id index to skip the GROUP BY sort; the timestamp
     # range then drives the scan, which matters most for short windows on a big table.
-    model_key = UnaryExpression(_T.model_id, operator=custom_op("+"), type_=_T.model_id.type)
-    provider_key = UnaryExpression(_T.provider, operator=custom_op("+"), type_=_T.provider.type)
+    model_key, provider_key = _unindexed(_T.model_id), _unindexed(_T.provider)
     query = (
         select(
             *_sums(),
