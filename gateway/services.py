@@ -111,7 +111,10 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         executor = Executor(
             transport,
             ExecutorSettings(
-                max_attempts=settings.max_attempts, deadline=settings.deadline, queue_timeout=settings.queue_timeout
+                max_attempts=settings.max_attempts,
+                deadline=settings.deadline,
+                queue_timeout=settings.queue_timeout,
+                retry=settings.retry,
             ),
             guards=guards,
             on_ttft=manager.observe_ttft,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from routing.backoff import DEFAULT_RETRY_ON, RETRYABLE_KINDS, RetryPolicy, parse_retry_on
 from routing.breaker import BreakerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +46,7 @@ class Settings:
     max_header_bytes: int = 32 * 1024
     max_streams_per_client: int = 64
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     client_rpm: int = 0
     client_tpm: int = 0
     queue_timeout: float = 5.0
@@ -64,7 +67,30 @@ class Settings:
             try:
                 return float(value) if value else default
             except ValueError:
-                raise ValueError(f"environment variable {name}={value!r} must be a number") from None
+                raise ValueError(
+                    f"environment variable {name}={value!r} must be a number. Fix: write a plain number, or unset it"
+                ) from None
+
+        def seconds(name: str, default: float) -> float:
+            value = number(name, default)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(
+                    f"environment variable {name}={env.get(name)!r} must be a number of seconds >= 0. "
+                    f"Fix: set {name} to e.g. {default:g}, or unset it for the default"
+                )
+            return value
+
+        def retry_policy() -> RetryPolicy:
+            value = env.get("ROUTER_RETRY_ON", "").strip()
+            try:
+                kinds = parse_retry_on(value) if value else DEFAULT_RETRY_ON
+            except ValueError as exc:
+                raise ValueError(
+                    f"environment variable ROUTER_RETRY_ON={value!r}: {exc}. Fix: a comma list of "
+                    f"{', '.join(RETRYABLE_KINDS)} (or `none`), or unset it to retry all of them"
+                ) from None
+            base, cap = seconds("ROUTER_BACKOFF_BASE", 0.05), seconds("ROUTER_BACKOFF_CAP", 2.0)
+            return RetryPolicy(base=base, cap=cap, retry_on=kinds)
 
         return cls(
             env=env,
@@ -91,4 +117,5 @@ class Settings:
             client_rpm=int(number("CLIENT_RPM", 0)),
             client_tpm=int(number("CLIENT_TPM", 0)),
             queue_timeout=number("ROUTER_QUEUE_TIMEOUT", 5.0),
+            retry=retry_policy(),
         )

@@ -6,14 +6,14 @@ import math
 import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Literal, get_args
 
 FailureKind = Literal["connect", "timeout", "rate_limited", "server", "auth", "client", "protocol"]
 """What went wrong in one attempt. `client` is the caller's own bad request (400/404/413/422...)."""
 
-DEFAULT_RETRY_ON: frozenset[FailureKind] = frozenset(
-    {"connect", "timeout", "rate_limited", "server", "auth", "protocol"}
-)
+# `client` is never retried (the gateway's own 4xx never falls back), so it is not a kind one can ask to retry.
+RETRYABLE_KINDS: tuple[FailureKind, ...] = tuple(k for k in get_args(FailureKind) if k != "client")
+DEFAULT_RETRY_ON: frozenset[FailureKind] = frozenset(RETRYABLE_KINDS)
 
 # Go-style durations as in OpenAI's x-ratelimit-reset-*: "1s", "6m0s", "12ms", "1h2m3.5s", "250us".
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|us|µs|ns|m|s)")
@@ -99,28 +99,41 @@ def is_deployment_fault(kind: FailureKind) -> bool:
     return kind not in ("client", "rate_limited")
 
 
+def parse_retry_on(text: str) -> frozenset[FailureKind]:
+    """The failure kinds of a comma list ("server,timeout"; "none" for none); ValueError names a bad entry."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["none"]:
+        return frozenset()
+    if not names:
+        raise ValueError("is empty")
+    kinds: set[FailureKind] = set()
+    for name in names:
+        if name == "client":
+            raise ValueError("'client' (the caller's own bad request) is never retried")
+        if name not in RETRYABLE_KINDS:
+            raise ValueError(f"unknown failure kind {name!r}")
+        kinds.add(name)
+    return frozenset(kinds)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How many attempts one call gets, how they are paced, and which failures are worth another attempt."""
+    """How attempts are paced and which failures are worth another one; how many attempts a call gets is
+    ExecutorSettings.max_attempts (ROUTER_MAX_ATTEMPTS), its one source."""
 
-    max_attempts: int = 3
     base: float = 0.05
     cap: float = 2.0
     retry_on: frozenset[FailureKind] = DEFAULT_RETRY_ON
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("RetryPolicy.max_attempts must be >= 1")
-        if self.base < 0 or self.cap < 0:
-            raise ValueError("RetryPolicy.base and cap must be >= 0")
+        if not (math.isfinite(self.base) and math.isfinite(self.cap)) or self.base < 0 or self.cap < 0:
+            raise ValueError("RetryPolicy.base and cap must be finite and >= 0")
+        if not self.retry_on <= frozenset(RETRYABLE_KINDS):
+            raise ValueError(f"RetryPolicy.retry_on must be a subset of {', '.join(RETRYABLE_KINDS)}")
 
     def retryable(self, kind: FailureKind) -> bool:
         """Whether this kind of failure may be retried (on this or another deployment)."""
         return kind in self.retry_on
-
-    def should_retry(self, kind: FailureKind, attempts_made: int) -> bool:
-        """Whether to make another attempt after `attempts_made` attempts ended with a failure of `kind`."""
-        return attempts_made < self.max_attempts and self.retryable(kind)
 
     def delay(self, attempts_made: int, u: float) -> float:
         """Seconds to wait before the next attempt after `attempts_made` (>= 1) failed attempts."""

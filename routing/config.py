@@ -73,6 +73,7 @@ class DeploymentConfig:
     tpm: int = 0
     health_path: str = ""
     health_interval: float = 0.0
+    health_timeout: float = 0.0  # seconds per probe; 0 = routing.yaml `timeout`
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     mock: MockOptions = MockOptions()
 

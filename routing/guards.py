@@ -1,7 +1,7 @@
 """Admission of one attempt to one deployment: concurrency cap, circuit breaker, rate limits; then settlement.
 
 Every admission is finished exactly once: the breaker learns the outcome, the rate-limit reservation is
-settled with the real usage (or released), and the in-flight count drops.
+settled to the best figure of the tokens used (`settled_tokens`), and the in-flight count drops.
 """
 
 from __future__ import annotations
@@ -87,9 +87,17 @@ class Guards:
         return Admission(dep, reservation)
 
     async def finish(
-        self, admission: Admission, error: UpstreamError | None = None, tokens: int | None = None, judged: bool = True
+        self,
+        admission: Admission,
+        error: UpstreamError | None = None,
+        tokens: int | None = None,
+        judged: bool = True,
+        delivered: bool | None = None,
     ) -> None:
-        """Outcome of an admitted attempt: success (no error), an upstream failure, or no verdict (judged=False)."""
+        """Outcome of an admitted attempt: success (no error), an upstream failure, or no verdict (judged=False).
+
+        `tokens` is the usage the upstream reported (None: none); `delivered` whether output reached the client
+        (default: the attempt succeeded)."""
         key = admission.dep.key
         self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
         before = self.breakers.status(key)
@@ -102,12 +110,14 @@ class Guards:
             kind = classify_failure(error.kind, error.upstream_status)
             status = error.upstream_status or 429
             self.breakers.record_failure(key, now, error.retry_after, counts=is_deployment_fault(kind), status=status)
-        if admission.reservation is not None:
+        reservation = admission.reservation
+        if reservation is not None:
+            used = settled_tokens(tokens, (error is None and judged) if delivered is None else delivered)
             try:
-                if error is None and tokens is not None:
-                    await self.limiter.settle(admission.reservation, tokens)
-                else:
-                    await self.limiter.release(admission.reservation)
+                if used == 0:
+                    await self.limiter.release(reservation)
+                elif used is not None:
+                    await self.limiter.settle(reservation, used)
             except Exception as exc:  # a limiter outage must not fail a finished call
                 log.warning("rate limiter settle failed for %s: %s", key, type(exc).__name__)
         if self.on_state is not None and self.breakers.status(key) != before:
@@ -127,6 +137,21 @@ class Guards:
             return True
         except TimeoutError:
             return False
+
+
+def settled_tokens(reported: int | None, delivered: bool) -> int | None:
+    """The tokens to settle a reservation at, None to let it stand: nothing when no output reached the client
+    (the attempt failed before its first byte), else the upstream's reported usage, else the reservation.
+
+    With no usage reported the reservation (prompt estimate + max_tokens, or the default cap) stands rather than
+    a guess from the completion text: chars / 4 under-counts code and non-Latin text several times over, and
+    under-counting is what these limits exist to prevent (the upstream's own quota is then exceeded). The
+    reservation is an upper bound the upstream agreed to; an over-count lasts one window, and only for upstreams
+    that ignore the OpenAI schema's request for usage (`stream_options.include_usage`).
+    """
+    if not delivered:
+        return 0
+    return None if reported is None else max(reported, 0)
 
 
 def _limits(dep: DeploymentConfig, model: ModelConfig) -> list[Limit]:

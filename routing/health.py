@@ -153,7 +153,8 @@ def probe_url(base_url: str, path: str, at_origin: bool) -> str:
 
 
 def probe_target(dep: DeploymentConfig, default_interval: float, timeout: float = 5.0) -> ProbeTarget | None:
-    """The probe for a deployment, or None when it is not probed (mock, health_path "none", interval 0)."""
+    """The probe for a deployment, or None when it is not probed (mock, health_path "none", interval 0); its
+    `health_timeout` and `health_check` override the defaults given."""
     spec = kind_spec(dep.kind)
     if dep.kind == "mock" or (spec is not None and not spec.health_path and not dep.health_path):
         return None
@@ -165,7 +166,7 @@ def probe_target(dep: DeploymentConfig, default_interval: float, timeout: float 
     headers = list(dep.headers)
     if dep.api_key:
         headers.append(("Authorization", f"Bearer {dep.api_key}"))
-    return ProbeTarget(dep.key, url, redact_url(url), interval, timeout, tuple(headers))
+    return ProbeTarget(dep.key, url, redact_url(url), interval, dep.health_timeout or timeout, tuple(headers))
 
 
 def probe_targets(

@@ -29,6 +29,7 @@ _SHORTHAND = (
     "max_concurrent",
     "health_path",
     "health_check",
+    "health_timeout",
     "timeouts",
     "headers",
     "mock",
@@ -158,7 +159,7 @@ def _deployment(
         reasons.append(f"api_key needs {', '.join(key_missing)}, which is not set" if key_missing else "no api_key")
     weight = r.number("weight", 1.0, 0.0)
     provider = r.text("provider", spec.provider) if r.path != m.path else spec.provider
-    tpm = r.integer("tpm", 0) or int(env.get(f"{provider.upper()}_TPM_LIMIT", "0") or 0)
+    tpm = r.integer("tpm", 0) or _env_tpm(r, provider, env)
     mock = r.child("mock")
     return DeploymentConfig(
         name=_default_name(r, spec.provider, base_url, spec.schema),
@@ -180,6 +181,7 @@ def _deployment(
         tpm=tpm,
         health_path=r.text("health_path", ""),
         health_interval=r.number("health_check", 0.0, 0.0),
+        health_timeout=_health_timeout(r),
         headers=tuple((str(k), str(v)) for k, v in r.child("headers").data.items()),
         mock=MockOptions(
             ttft_ms=mock.number("ttft_ms", 0.0, 0.0),
@@ -188,6 +190,35 @@ def _deployment(
             reply=mock.text("reply", ""),
         ),
     )
+
+
+def _env_tpm(r: Reader, provider: str, env: Mapping[str, str]) -> int:
+    """The `<PROVIDER>_TPM_LIMIT` default for a deployment that sets no `tpm` (0 when unset)."""
+    name = f"{provider.upper()}_TPM_LIMIT"
+    value = env.get(name, "").strip()
+    if not value:
+        return 0
+    try:
+        tpm = int(value)
+    except ValueError:
+        tpm = -1
+    if tpm < 0:
+        raise r.fail(
+            "tpm", f"environment variable {name}={value!r} must be a whole number >= 0", f"fix or unset {name}"
+        )
+    return tpm
+
+
+def _health_timeout(r: Reader) -> float:
+    # 0 (or absent) means routing.yaml's `timeout`; a probe that may not wait at all would always fail
+    value = r.number("health_timeout", 0.0, 0.0)
+    if 0 < value < 0.01:
+        raise r.fail(
+            "health_timeout",
+            f"must be 0 (use routing.yaml timeout) or >= 0.01 s, got {value:g}",
+            "write e.g. `health_timeout: 2`",
+        )
+    return value
 
 
 def _default_name(r: Reader, provider: str, base_url: str, schema: str) -> str:

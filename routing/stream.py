@@ -29,6 +29,7 @@ class UpstreamStream:
         self.deployment, self._head, self._batches, self._call, self._began = dep, head, batches, call, began
         self._guards, self._admitted = guards, admitted
         self._recorded = False
+        self._delivered = False  # a batch reached the consumer: the upstream's tokens were used, even if it fails
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         """Each chunk, as it arrives."""
@@ -46,10 +47,12 @@ class UpstreamStream:
                 for chunk in head:
                     account_chunk(call, chunk)
                 yield head
+                self._delivered = True
             async for batch in self._batches:
                 for chunk in batch:
                     account_chunk(call, chunk)
                 yield batch
+                self._delivered = True
         except UpstreamError as exc:
             await self._record("timeout" if exc.kind == "timeout" else "error", exc.message, exc)
             raise
@@ -70,12 +73,13 @@ class UpstreamStream:
             return
         self._recorded = True
         self._call.add_attempt(self.deployment, outcome, 200, self._began, error)
+        tokens = total_tokens(self._call)
         if outcome == "ok":
-            await self._guards.finish(self._admitted, tokens=total_tokens(self._call))
+            await self._guards.finish(self._admitted, tokens=tokens)
         elif exc is not None:
-            await self._guards.finish(self._admitted, exc)
+            await self._guards.finish(self._admitted, exc, tokens=tokens, delivered=self._delivered)
         else:
-            await self._guards.finish(self._admitted, judged=False)
+            await self._guards.finish(self._admitted, judged=False, tokens=tokens, delivered=self._delivered)
 
 
 def account_chunk(call: Call, chunk: dict[str, Any]) -> None:
@@ -128,8 +132,10 @@ def chunks_from_completion(result: dict[str, Any]) -> list[dict[str, Any]]:
     return chunks
 
 
-def total_tokens(call: Call) -> int:
+def total_tokens(call: Call) -> int | None:
+    """The tokens the upstream reported for the call, or None when it reported no usage."""
     usage = call.usage or {}
-    return int(
-        usage.get("total_tokens") or int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
-    )
+    total, prompt, completion = (usage.get(k) for k in ("total_tokens", "prompt_tokens", "completion_tokens"))
+    if total is None and prompt is None and completion is None:
+        return None
+    return int(total or int(prompt or 0) + int(completion or 0))

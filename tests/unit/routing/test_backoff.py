@@ -70,21 +70,18 @@ def test_classify_failure() -> None:
     assert classify_failure("protocol") == "protocol"
 
 
-def test_policy_retries_only_retryable_kinds_within_attempts() -> None:
+def test_policy_retries_only_retryable_kinds() -> None:
     policy = RetryPolicy()
-    assert policy.max_attempts == 3
-    for kind in ("connect", "timeout", "rate_limited", "server", "auth"):
-        assert policy.should_retry(kind, 1)
-        assert policy.should_retry(kind, 2)
-        assert not policy.should_retry(kind, 3)
-    assert not policy.should_retry("client", 1)
+    for kind in ("connect", "timeout", "rate_limited", "server", "auth", "protocol"):
+        assert policy.retryable(kind)
+    assert not policy.retryable("client")
     assert policy.delay(1, 0.0) == pytest.approx(0.025)
     assert policy.delay(2, 0.0) == pytest.approx(0.05)
 
 
 def test_policy_validates() -> None:
     with pytest.raises(ValueError):
-        RetryPolicy(max_attempts=0)
+        RetryPolicy(base=-1)
 
 
 def test_deployment_fault() -> None:
