@@ -24,9 +24,10 @@ from gateway.storage.record import CallRecord
 from gateway.streaming import Finish, StreamRelay
 from routing.call import Call
 from routing.errors import RoutingError
+from routing.guards import settled_tokens
 from routing.manager import ModelRoute
 from routing.ratelimit import Denial, Reservation, client_limit, estimate_tokens
-from routing.stream import UpstreamStream
+from routing.stream import UpstreamStream, total_tokens
 
 log = logging.getLogger("gateway.calls")
 
@@ -99,11 +100,14 @@ async def reserve_client(services: Services, holder: str, chat: ChatRequest) -> 
     return outcome
 
 
-async def settle_client(services: Services, reservation: Reservation, tokens: int | None) -> None:
+async def settle_client(services: Services, reservation: Reservation, call: Call, status: int) -> None:
+    """The deployments' rule (routing.guards.settled_tokens): nothing delivered releases, reported usage settles,
+    no usage lets the reservation stand."""
+    tokens = settled_tokens(total_tokens(call), status == 200 or call.first_token_at is not None)
     try:
-        if tokens is None:
+        if tokens == 0:
             await services.limiter.release(reservation)
-        else:
+        elif tokens is not None:
             await services.limiter.settle(reservation, tokens)
     except Exception as exc:  # the limiter's store being down must not fail a finished call
         log.warning("client rate limit settle failed: %s", type(exc).__name__)
@@ -174,7 +178,7 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
             await services.call_log.write(record)
         finally:  # the reservation is given back on every path, or the client's budget leaks
             if client_reservation is not None:
-                await settle_client(services, client_reservation, record.total_tokens if status == 200 else None)
+                await settle_client(services, client_reservation, call, status)
 
     try:
         if route is None:

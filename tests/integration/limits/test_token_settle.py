@@ -69,3 +69,18 @@ def test_stream_cut_mid_way_is_not_refunded(gateway_factory: GatewayFactory, sil
     refused = chat(gw.url, stream=True)
     assert refused.status_code == 429, refused.text  # the two cut streams used tokens: they are still counted
     assert silent.count == 2
+
+
+def test_client_tpm_follows_the_same_rule(gateway_factory: GatewayFactory, silent) -> None:
+    # CLIENT_TPM settles like a deployment's tpm: no usage reported, the reservation stands
+    gw = gateway_factory(models(route(silent)), CLIENT_TPM=str(TPM))
+    codes = [chat(gw.url).status_code for _ in range(4)]
+    assert codes == [200, 200, 429, 429], codes
+    assert silent.count == 2
+
+
+def test_client_tpm_is_released_when_nothing_was_delivered(gateway_factory: GatewayFactory, silent) -> None:
+    gw = gateway_factory(models(route(silent)), CLIENT_TPM=str(TPM))
+    for _ in range(4):  # each fails before a byte reached the client: released, so none is refused for tokens
+        assert chat(gw.url, x_test={"a": {"status": 500}}).status_code == 502
+    assert silent.count >= 4
