@@ -8,7 +8,6 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import GatewayFactory
-from tests.support.beacon_upstreams import FakeGolem, FakeModal, FakeRunPod
 
 
 def execute_via_router(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -26,17 +24,6 @@ def execute_via_router(url: str, payload: dict[str, Any]) -> tuple[int, dict[str
         f"{url}/inference", json={"temperature": 0.1, "max_tokens": 512, "cost_priority": True, **payload}, timeout=30
     )
     return resp.status_code, resp.json()
-
-
-@pytest.fixture
-def fleet() -> Iterator[dict[str, Any]]:
-    with (
-        FakeGolem.in_thread("golem-us", "us-east") as golem_us,
-        FakeGolem.in_thread("golem-eu", "eu-west") as golem_eu,
-        FakeModal.in_thread("modal-us", "us-east") as modal,
-        FakeRunPod.in_thread("runpod-eu", "eu-west", api_key="rp-secret-key", endpoint_id="ep1") as runpod,
-    ):
-        yield {"golem-us": golem_us, "golem-eu": golem_eu, "modal-us": modal, "runpod-eu": runpod}
 
 
 def fleet_config(fleet: dict[str, Any], **golem_us: Any) -> dict[str, Any]:

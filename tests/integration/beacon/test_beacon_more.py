@@ -18,21 +18,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import GatewayFactory
 from tests.integration.beacon.test_beacon_api import execute_via_router, fleet_config
-from tests.support.beacon_upstreams import FakeGolem, FakeModal, FakeRunPod
+from tests.support.beacon_upstreams import FakeGolem
 from tests.support.sse import parse_sse
 
 MOCK_ONLY = {"models": [{"id": "m", "route": [{"kind": "mock"}]}]}
-
-
-@pytest.fixture
-def fleet() -> Iterator[dict[str, Any]]:
-    with (
-        FakeGolem.in_thread("golem-us", "us-east") as golem_us,
-        FakeGolem.in_thread("golem-eu", "eu-west") as golem_eu,
-        FakeModal.in_thread("modal-us", "us-east") as modal,
-        FakeRunPod.in_thread("runpod-eu", "eu-west", api_key="rp-secret-key", endpoint_id="ep1") as runpod,
-    ):
-        yield {"golem-us": golem_us, "golem-eu": golem_eu, "modal-us": modal, "runpod-eu": runpod}
 
 
 class FakeMaps:

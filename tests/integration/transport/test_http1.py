@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from routing import http1
+from routing import http1_response
 from routing.http1 import ConnectError, HttpError, Pool
 
 Handler = Callable[[bytes], list[bytes]]  # request bytes -> writes to send; a CLOSE among them hangs up there
@@ -260,7 +260,7 @@ async def test_a_response_released_before_its_end_is_drained_and_pooled(serve) -
 
 
 async def test_a_response_that_never_ends_is_closed_after_the_linger(serve, monkeypatch) -> None:
-    monkeypatch.setattr(http1, "_LINGER_S", 0.05)
+    monkeypatch.setattr(http1_response, "_LINGER_S", 0.05)
     raw = await serve(lambda req: [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"])
     pool = Pool()
     resp = await pool.request("POST", raw.url, {}, b"{}", connect_timeout=2, total_timeout=5)

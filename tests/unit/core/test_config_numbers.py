@@ -7,19 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from routing.config import ConfigError, MockOptions, StrategyConfig, Timeouts
 from routing.loader import load_config
 from routing.routing_file import load_routing
-
-
-def write(tmp: Path, models: object, routing: object | None = None) -> tuple[Path, Path]:
-    m, r = tmp / "models.yaml", tmp / "routing.yaml"
-    m.write_text(models if isinstance(models, str) else yaml.safe_dump(models))
-    if routing is not None:
-        r.write_text(routing if isinstance(routing, str) else yaml.safe_dump(routing))
-    return m, r
+from tests.unit.core.test_config import write
 
 
 def one(**fields: Any) -> str:
