@@ -139,15 +139,17 @@ def render(results: dict[str, Any], memory: list[dict[str, Any]]) -> str:
             _table(["client", "req/s (64)", "p50 ms (64)", "p99 ms (64)", "p50 ms (1 client)", "errors"], rows),
             "",
         ]
-    if "stats1m" in results:
-        r = results["stats1m"]
+    for key, backend in (("stats1m", "SQLite"), ("stats1m_postgresql", "PostgreSQL")):
+        if key not in results:
+            continue
+        r = results[key]
         rows = [
             [name, f"{v['ms_median']:.1f}", f"{v['ms_max']:.1f}", str(v["groups"])]
             for name, v in r.items()
             if isinstance(v, dict)
         ]
         out += [
-            f"9. GET /stats over {r['rows']:,} logged calls (SQLite; table built in {r['build_s']} s)",
+            f"9. GET /stats over {r['rows']:,} logged calls ({backend}; table built in {r['build_s']} s)",
             _table(["query", "median ms", "max ms", "groups"], rows),
             "",
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import tempfile
@@ -14,7 +15,7 @@ from typing import Any
 
 from bench import load
 from bench.procs import OUT, Proc, have_httpx_aiohttp, start_gateway, start_stack
-from bench.stats_rows import build_sqlite_log
+from bench.stats_rows import build_postgres_log, build_sqlite_log
 
 CHAT = "/v1/chat/completions"
 
@@ -243,12 +244,23 @@ def stacks(b: Bench) -> None:
 
 
 def stats1m(b: Bench) -> None:
-    """GET /stats over a call log of a million rows (SQLite): the aggregation runs in the database."""
+    """GET /stats over a call log of a million rows (SQLite; PostgreSQL too with --postgres): the aggregation
+    runs in the database. The PostgreSQL table is dropped and rebuilt, so point --postgres at a bench database."""
     rows = 1_000_000 if b.plan.calls >= 100_000 else 100_000
     workdir = b.workdir / "stats"
     built = build_sqlite_log(workdir / "calls.db", rows)
-    gw = start_gateway("gateway-stats", workdir, b.upstream.port, "sqlite")
-    out: dict[str, Any] = {"rows": rows, "build_s": round(built, 1)}
+    b.results["stats1m"] = {"rows": rows, "build_s": round(built, 1), **_time_stats(b, workdir, "sqlite")}
+    if b.plan.postgres_url:
+        built = asyncio.run(build_postgres_log(b.plan.postgres_url, rows))
+        pg = _time_stats(b, b.workdir / "stats-pg", b.plan.postgres_url)
+        b.results["stats1m_postgresql"] = {"rows": rows, "build_s": round(built, 1), **pg}
+
+
+def _time_stats(b: Bench, workdir: Path, call_log: str) -> dict[str, Any]:
+    gw = start_gateway(
+        f"gateway-stats-{'sqlite' if call_log == 'sqlite' else 'pg'}", workdir, b.upstream.port, call_log
+    )
+    out: dict[str, Any] = {}
     try:
         for name, query in (("all, 24 h", "hours=24"), ("one model, 24 h", "hours=24&model=deepseek-chat")):
             times, body = [], b""
@@ -260,10 +272,10 @@ def stats1m(b: Bench) -> None:
             groups = json.loads(body)["stats"]
             out[name] = {"ms_median": round(sorted(times)[2], 1), "ms_max": round(max(times), 1), "groups": len(groups)}
             if not groups:
-                b.failures.append(f"stats1m: {name} returned no groups")
+                b.failures.append(f"stats1m ({call_log.split(':')[0]}): {name} returned no groups")
     finally:
         gw.stop()
-    b.results["stats1m"] = out
+    return out
 
 
 SCENARIOS = {

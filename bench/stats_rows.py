@@ -74,3 +74,34 @@ def _record(rng: random.Random, started: float, i: int) -> CallRecord:
         error="" if ok else "bench: upstream failed",
         attempts=(AttemptRecord("bench", "local", "ok" if ok else "error", 200 if ok else 502, latency),),
     )
+
+
+async def build_postgres_log(url: str, rows: int, hours: float = 48.0, seed: int = 7) -> float:
+    """Create (afresh) `api_logs` with the gateway's schema in the database at `url`, COPY `rows` calls in."""
+    import asyncpg  # the gateway's PostgreSQL driver
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from gateway.storage.schema import COLUMN_NAMES
+    from gateway.storage.settings import postgres_async_url
+
+    began = time.monotonic()
+    engine = create_async_engine(postgres_async_url(url))
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("DROP TABLE IF EXISTS api_logs")
+        await conn.run_sync(ensure_schema)
+    await engine.dispose()
+    rng = random.Random(seed)
+    now = time.time()
+    conn = await asyncpg.connect(url)
+    try:
+        batch: list[tuple[object, ...]] = []
+        for i in range(rows):
+            row = record_to_row(_record(rng, now - rng.random() * hours * 3600, i), log_content=False)
+            batch.append(tuple(row.get(name) for name in COLUMN_NAMES))
+            if len(batch) == 50_000 or i == rows - 1:
+                await conn.copy_records_to_table("api_logs", records=batch, columns=list(COLUMN_NAMES))
+                batch.clear()
+        await conn.execute("ANALYZE api_logs")
+    finally:
+        await conn.close()
+    return time.monotonic() - began
