@@ -100,6 +100,5 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
         isinstance(usage_flag, dict) and bool(usage_flag.get("include"))
     )
     payload = {k: v for k, v in body.items() if k not in GATEWAY_ONLY}
-    payload.pop("stream", None)
-    payload.pop("stream_options", None)
+    payload.pop("stream", None)  # the adapter sets stream and stream_options (include_usage) for the upstream
     return ChatRequest(model=model, stream=stream, include_usage=include_usage, payload=payload, original=body)

@@ -88,6 +88,19 @@ def test_stream_without_usage_request_has_no_usage_chunk_but_upstream_was_asked(
     assert a.requests[-1].body["stream_options"]["include_usage"] is True
 
 
+def test_the_clients_other_stream_options_reach_the_upstream(gateway_factory: GatewayFactory, upstreams) -> None:
+    a, _ = upstreams
+    gw = gateway_factory(models(route(a)))
+    options = {"include_usage": False, "continuous_usage_stats": True}  # vLLM's option, unknown to the gateway
+    body = {"model": "m", "messages": MESSAGES, "stream": True, "stream_options": options}
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body) as resp:
+        events = parse_sse(resp.iter_bytes())
+    assert events.done and all("usage" not in chunk for chunk in events.chunks())  # the client did not ask
+    assert a.requests[-1].body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+    httpx.post(f"{gw.url}/v1/chat/completions", json={**body, "stream": False}, timeout=10)
+    assert "stream_options" not in a.requests[-1].body  # not sent with a non-streamed call
+
+
 def test_errors_are_openai_shaped_with_right_status(gateway_factory: GatewayFactory, upstreams) -> None:
     a, _ = upstreams
     gw = gateway_factory(models(route(a)), MAX_BODY_BYTES="2000")
