@@ -21,6 +21,7 @@ from gateway.formats import ChatFormat, Identity, identity
 from gateway.recording import ClientInfo, build_record, cost_of, secrets_of, usage_with_cost
 from gateway.services import Services
 from gateway.storage.record import CallRecord
+from gateway.streamcap import Lease
 from gateway.streaming import Finish, StreamRelay
 from routing.call import Call
 from routing.errors import RoutingError
@@ -128,7 +129,8 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     settings = services.settings
     holder = client.api_key_name or client.ip
     secrets = secrets_of(model.deployments) if model else ()
-    finished, holds_stream, executed = False, False, False
+    finished, executed = False, False
+    stream_lease: Lease | None = None
     client_reservation: Reservation | None = None
     priced: list[float] = []
 
@@ -142,8 +144,8 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         if finished:
             return
         finished = True
-        if holds_stream:
-            services.stream_cap.release(holder)
+        if stream_lease is not None:
+            services.stream_cap.release(stream_lease)
         record = build_record(call, chat.original, status, error, client, settings.log_content, cost(), secrets)
         services.metrics.observe_call(record if model else replace(record, model_id=""), call.upstream_wait)
         if status == 429 and executed and model:
@@ -183,16 +185,16 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     try:
         if route is None:
             raise unroutable(services, chat.model)
-        # the stream cap first: it is a dict lookup, and a refused stream must not hold a rate-limit reservation
+        # the stream cap first: a refused stream must not hold a rate-limit reservation
         if chat.stream:
-            if not services.stream_cap.acquire(holder):
+            stream_lease = await services.stream_cap.acquire(holder)
+            if stream_lease is None:
                 raise APIError(
                     429,
                     f"too many concurrent streams for this client (limit {services.stream_cap.limit})",
                     code="too_many_streams",
                     type_="rate_limit_error",
                 )
-            holds_stream = True
         client_reservation = await reserve_client(services, holder, chat)
     except APIError as refused:
         await finish(refused.status, refused.message)

@@ -16,7 +16,7 @@ from gateway.metrics import Metrics, mark_worker_dead
 from gateway.settings import Settings
 from gateway.storage.settings import StorageSettings
 from gateway.storage.writer import CallLog, build_call_log
-from gateway.streamcap import StreamCap
+from gateway.streamcap import StreamCap, build_stream_cap
 from routing.breaker import BreakerBoard
 from routing.config import GatewayConfig
 from routing.executor import Executor, ExecutorSettings
@@ -102,6 +102,13 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     limiter = build_limiter(settings)
     breakers = BreakerBoard(settings.breaker)
     guards = Guards(breakers, limiter)
+    # a stream's slot is leased for the longest a call may run, so a dead worker's slots come back by then
+    stream_cap = build_stream_cap(
+        settings.max_streams_per_client,
+        settings.env.get("REDIS_URL", "").strip(),
+        settings.env.get("RATE_LIMIT_PREFIX", "gw:rl"),
+        settings.deadline + 60.0,
+    )
     events = EventHub()
     state = DeploymentState(manager, transport, guards, metrics, events)
     guards.on_state = state.circuit_changed
@@ -126,7 +133,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             transport=transport,
             executor=executor,
             call_log=call_log,
-            stream_cap=StreamCap(settings.max_streams_per_client),
+            stream_cap=stream_cap,
             metrics=metrics,
             deployments=state,
             limiter=limiter,
@@ -136,6 +143,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         await state.close()
         await call_log.close()
         await limiter.close()
+        await stream_cap.close()
         await transport.close()
         if metrics.multiprocess:
             mark_worker_dead(os.getpid())

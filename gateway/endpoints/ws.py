@@ -96,7 +96,8 @@ async def _start_inference(
         return
     cap = services.stream_cap
     holder = client.api_key_name or client.ip  # the key chat_flow uses, so both paths draw on one budget
-    if not cap.acquire(holder):
+    lease = await cap.acquire(holder)
+    if lease is None:
         error = f"too many concurrent streams for this client (limit {cap.limit})"
         await send({"type": "result", **failure("NO_PROVIDER_AVAILABLE", error, request_id, req.trace_id)})
         return
@@ -106,7 +107,7 @@ async def _start_inference(
         nonlocal released
         if not released:
             released = True
-            cap.release(holder)
+            cap.release(lease)
 
     task = _spawn(tasks, _inference(services, req, request_id, client, send, release))
     # also a done callback: a task cancelled before its first step never runs its body
