@@ -6,9 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import sqlite3
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -16,6 +14,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import GatewayFactory
+from tests.integration.beacon.conftest import FakeMaps
 
 
 def execute_via_router(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -291,40 +290,15 @@ def test_websocket_streams_inference_and_health_events(gateway_factory: GatewayF
         assert event is not None and event["healthy"] is False
 
 
-class _MapsHandler(BaseHTTPRequestHandler):
-    seen: list[str] = []
-
-    def do_GET(self) -> None:
-        _MapsHandler.seen.append(self.path)
-        body = b"window.google = {maps: {}};"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/javascript")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def test_maps_proxy(gateway_factory: GatewayFactory) -> None:
+def test_maps_proxy(gateway_factory: GatewayFactory, maps: FakeMaps) -> None:
     config = {"models": [{"id": "m", "route": [{"kind": "mock"}]}]}
     gw = gateway_factory(config)
     off = httpx.get(f"{gw.url}/maps/api.js")
     assert off.status_code == 404 and "GOOGLE_MAPS_API_KEY" in off.json()["error"]["message"]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _MapsHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        gw2 = gateway_factory(
-            config, GOOGLE_MAPS_API_KEY="maps-secret", MAPS_API_URL=f"http://127.0.0.1:{server.server_port}/maps/api/js"
-        )
-        first = httpx.get(f"{gw2.url}/maps/api.js")
-        second = httpx.get(f"{gw2.url}/maps/api.js")
-        assert first.status_code == 200 and first.headers["content-type"].startswith("application/javascript")
-        assert first.headers["cache-control"] == "public, max-age=3600"
-        assert second.content == first.content and len(_MapsHandler.seen) == 1  # cached
-        assert "key=maps-secret" in _MapsHandler.seen[0] and "maps-secret" not in first.text
-    finally:
-        server.shutdown()
-        server.server_close()
+    gw2 = gateway_factory(config, GOOGLE_MAPS_API_KEY="maps-secret", MAPS_API_URL=maps.url)
+    first = httpx.get(f"{gw2.url}/maps/api.js")
+    second = httpx.get(f"{gw2.url}/maps/api.js")
+    assert first.status_code == 200 and first.headers["content-type"].startswith("application/javascript")
+    assert first.headers["cache-control"] == "public, max-age=3600"
+    assert second.content == first.content and len(maps.queries) == 1  # cached
+    assert ("key", "maps-secret") in maps.queries[0] and "maps-secret" not in first.text

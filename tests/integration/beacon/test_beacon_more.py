@@ -4,12 +4,8 @@ failure metadata; timeouts; Beacon deployments streamed through the OpenAI API; 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import openai
@@ -17,51 +13,12 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import GatewayFactory
+from tests.integration.beacon.conftest import FakeMaps
 from tests.integration.beacon.test_beacon_api import execute_via_router, fleet_config
 from tests.support.beacon_upstreams import FakeGolem
 from tests.support.sse import parse_sse
 
 MOCK_ONLY = {"models": [{"id": "m", "route": [{"kind": "mock"}]}]}
-
-
-class FakeMaps:
-    """A stand-in for Google's Maps script URL: records each query, answers 200 or `status` when set."""
-
-    def __init__(self) -> None:
-        self.queries: list[list[tuple[str, str]]] = []
-        self.status = 200
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                query = parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
-                fake.queries.append(query)
-                body = f"/* {len(fake.queries)} */ window.google = {{maps: {{}}}};".encode()
-                self.send_response(fake.status)
-                self.send_header("Content-Type", "application/javascript")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/maps/api/js"
-
-    def __enter__(self) -> FakeMaps:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def maps() -> Iterator[FakeMaps]:
-    with FakeMaps() as fake:
-        yield fake
 
 
 def test_maps_forwards_the_client_query_but_never_its_key(gateway_factory: GatewayFactory, maps: FakeMaps) -> None:

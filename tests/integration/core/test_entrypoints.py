@@ -91,6 +91,16 @@ def serve(tmp_path: Path) -> Iterator[Any]:
         served.kill()
 
 
+# one deployment whose URL and key come only from variables, as a .env file gives them
+FROM_DOTENV = {
+    "kind": "openai",
+    "name": "a",
+    "base_url": "${GW_TEST_DOTENV_URL}",
+    "api_key": "${GW_TEST_DEPLOY_KEY}",
+    "provider_model_id": "up",
+}
+
+
 def isolated_env(directory: Path, **extra: str) -> dict[str, str]:
     """Only PATH from the test runner's environment: no stray key or config variable may change the outcome."""
     return {
@@ -157,15 +167,7 @@ def test_dotenv_fills_settings_and_config_and_the_environment_wins(
     elsewhere.mkdir()
     paths = write_config(
         root / "cfg",
-        models(
-            {
-                "kind": "openai",
-                "name": "a",
-                "base_url": "${GW_TEST_DOTENV_URL}",
-                "api_key": "${GW_TEST_DEPLOY_KEY}",
-                "provider_model_id": "up",
-            }
-        ),
+        models(FROM_DOTENV),
     )
     (root / ".env").write_text(
         f"MODELS_CONFIG={paths['MODELS_CONFIG']}\n"
@@ -193,15 +195,7 @@ def test_dotenv_in_the_working_directory_configures_a_real_gateway(serve: Any, t
     with FakeUpstream.in_thread("a") as upstream:
         write_config(
             workdir,
-            models(
-                {
-                    "kind": "openai",
-                    "name": "a",
-                    "base_url": "${GW_TEST_DOTENV_URL}",
-                    "api_key": "${GW_TEST_DEPLOY_KEY}",
-                    "provider_model_id": "up",
-                }
-            ),
+            models(FROM_DOTENV),
         )
         # relative paths in .env are relative to the working directory, like the shell's
         (workdir / ".env").write_text(

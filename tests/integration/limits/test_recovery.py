@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import httpx
 
@@ -17,13 +18,19 @@ def row(url: str, name: str) -> dict:
     return next(r for r in rows if r["deployment"] == name)
 
 
-def test_deployment_down_across_a_reload_gets_its_weight_back(gateway_factory: GatewayFactory, upstreams) -> None:
+def down_then_reload(gateway_factory: GatewayFactory, upstreams) -> tuple[Any, Any]:
+    """A probed vLLM deployment `a` beside `b`; `a` fails its probes, then the config is reloaded."""
     a, b = upstreams
     config = models({"kind": "vllm", "name": "a", "base_url": a.base_url, "weight": 0.5}, route(b, 0.5))
     gw = gateway_factory(config, {"health_check": 0.2, "timeout": 1})
     a.behaviour = {"health_status": 503}
     assert wait_until(lambda: weights(gw.url) == {"a": 0.0, "b": 1.0}), weights(gw.url)
     assert httpx.post(f"{gw.url}/routing", json={"reload": True}).status_code == 200
+    return gw, a
+
+
+def test_deployment_down_across_a_reload_gets_its_weight_back(gateway_factory: GatewayFactory, upstreams) -> None:
+    gw, a = down_then_reload(gateway_factory, upstreams)
     # `a` recovers before the new monitor could have seen it fail again: its first good probe must count
     a.behaviour = {}
     assert wait_until(lambda: weights(gw.url) == {"a": 0.5, "b": 0.5}), weights(gw.url)
@@ -31,12 +38,7 @@ def test_deployment_down_across_a_reload_gets_its_weight_back(gateway_factory: G
 
 
 def test_reload_keeps_what_health_checks_knew(gateway_factory: GatewayFactory, upstreams) -> None:
-    a, b = upstreams
-    config = models({"kind": "vllm", "name": "a", "base_url": a.base_url, "weight": 0.5}, route(b, 0.5))
-    gw = gateway_factory(config, {"health_check": 0.2, "timeout": 1})
-    a.behaviour = {"health_status": 503}
-    assert wait_until(lambda: weights(gw.url) == {"a": 0.0, "b": 1.0}), weights(gw.url)
-    assert httpx.post(f"{gw.url}/routing", json={"reload": True}).status_code == 200
+    gw, _ = down_then_reload(gateway_factory, upstreams)
     time.sleep(0.1)
     assert weights(gw.url) == {"a": 0.0, "b": 1.0}
     assert row(gw.url, "a")["health"] == "unhealthy", "a reload must not forget a known outage"
