@@ -5,7 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from routing.config import DeploymentConfig
+
+class Endpoint(Protocol):
+    """What an adapter reads of a deployment; routing's DeploymentConfig is one. Adapters import nothing of ours."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def api_key(self) -> str | None: ...
+
+    @property
+    def provider_model_id(self) -> str: ...
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]: ...
+
+    @property
+    def region(self) -> str: ...
 
 
 class ProtocolError(Exception):
@@ -37,7 +54,7 @@ class Adapter(Protocol):
 
     streams: bool
 
-    def build(self, dep: DeploymentConfig, payload: dict[str, Any], stream: bool) -> UpstreamRequest: ...
+    def build(self, dep: Endpoint, payload: dict[str, Any], stream: bool) -> UpstreamRequest: ...
 
     def parse_response(self, body: bytes, request: UpstreamRequest | None = None) -> dict[str, Any]: ...
 

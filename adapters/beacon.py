@@ -8,7 +8,7 @@ and `max_tokens` default to Beacon's own defaults (0.1 and 512) when the client 
 is a routing hint and is not forwarded; Modal gets the deployment's configured `region`.
 
 Usage comes from the upstream when it reports any. Otherwise it is estimated with the mock tokenizer
-(`adapters.mock.count_tokens`: words and punctuation marks) over the prompt and the reply, and the result says
+(`adapters.tokens.count_tokens`: words and punctuation marks) over the prompt and the reply, and the result says
 `beacon.usage_estimated: true`. The prompt side needs the request: pass `request=` to `parse_response`.
 Upstream extras (Golem/Modal `receipt`, RunPod job id, upstream status...) go under the result's `beacon` key.
 """
@@ -21,11 +21,10 @@ from typing import Any
 
 import orjson
 
-from adapters.base import ProtocolError, StreamEvent, UpstreamRequest
+from adapters.base import Endpoint, ProtocolError, StreamEvent, UpstreamRequest
 from adapters.kinds import KindSpec
-from adapters.mock import count_tokens
 from adapters.redact import one_line
-from routing.config import DeploymentConfig
+from adapters.tokens import count_tokens
 
 DEFAULT_TEMPERATURE = 0.1
 DEFAULT_MAX_TOKENS = 512
@@ -67,7 +66,7 @@ class _BeaconAdapter:
     def __init__(self, spec: KindSpec | None = None) -> None:
         self.spec = spec
 
-    def build(self, dep: DeploymentConfig, payload: dict[str, Any], stream: bool) -> UpstreamRequest:
+    def build(self, dep: Endpoint, payload: dict[str, Any], stream: bool) -> UpstreamRequest:
         fields = {
             "model": dep.provider_model_id,
             "prompt": beacon_prompt(payload.get("messages")) or str(payload.get("prompt") or ""),
@@ -125,7 +124,7 @@ class _BeaconAdapter:
     def _url(self, base_url: str) -> str:
         raise NotImplementedError
 
-    def _body(self, dep: DeploymentConfig, fields: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, dep: Endpoint, fields: dict[str, Any]) -> dict[str, Any]:
         return fields
 
     def _extract(self, data: dict[str, Any]) -> tuple[str, dict[str, int] | None, dict[str, Any]]:
@@ -160,7 +159,7 @@ class ModalAdapter(_BeaconAdapter):
     def _url(self, base_url: str) -> str:
         return base_url
 
-    def _body(self, dep: DeploymentConfig, fields: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, dep: Endpoint, fields: dict[str, Any]) -> dict[str, Any]:
         return {**fields, "region": dep.region} if dep.region else fields
 
     def _extract(self, data: dict[str, Any]) -> tuple[str, dict[str, int] | None, dict[str, Any]]:
@@ -191,7 +190,7 @@ class RunPodAdapter(_BeaconAdapter):
     def _url(self, base_url: str) -> str:
         return f"{base_url}/runsync"
 
-    def _body(self, dep: DeploymentConfig, fields: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, dep: Endpoint, fields: dict[str, Any]) -> dict[str, Any]:
         return {"input": fields}
 
     def _extract(self, data: dict[str, Any]) -> tuple[str, dict[str, int] | None, dict[str, Any]]:

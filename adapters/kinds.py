@@ -18,6 +18,7 @@ class KindSpec:
     health_path: str = "models"
     health_at_origin: bool = False
     streams: bool = True
+    in_process: bool = False  # served by the in-process mock transport: no URL, no socket, no probe
     drop_params: tuple[str, ...] = ()
 
 
@@ -37,7 +38,9 @@ KINDS: dict[str, KindSpec] = {
             "https://generativelanguage.googleapis.com/v1beta/openai",
             drop_params=("logit_bias", "logprobs", "top_logprobs"),
         ),
-        KindSpec("mock", "mock", "mock", "mock://local", key_required=False, local=True, health_path=""),
+        KindSpec(
+            "mock", "openai", "mock", "mock://local", key_required=False, local=True, health_path="", in_process=True
+        ),
         # Project Beacon: Golem provider nodes, Modal web endpoints, RunPod serverless (base_url must be
         # https://api.runpod.ai/v2/<endpoint_id>). None streams; all are probed at `{base_url}/health`.
         KindSpec("golem", "golem", "golem", key_required=False, health_path="health", streams=False),

@@ -6,10 +6,9 @@ from typing import Any
 
 import orjson
 
-from adapters.base import ProtocolError, StreamEvent, UpstreamRequest
+from adapters.base import Endpoint, ProtocolError, StreamEvent, UpstreamRequest
 from adapters.kinds import KindSpec
 from adapters.redact import one_line
-from routing.config import DeploymentConfig
 
 _DONE = b"[DONE]"
 
@@ -22,7 +21,7 @@ class OpenAIAdapter:
     def __init__(self, spec: KindSpec) -> None:
         self.spec = spec
 
-    def build(self, dep: DeploymentConfig, payload: dict[str, Any], stream: bool) -> UpstreamRequest:
+    def build(self, dep: Endpoint, payload: dict[str, Any], stream: bool) -> UpstreamRequest:
         body = {k: v for k, v in payload.items() if k not in self.spec.drop_params}
         body["model"] = dep.provider_model_id
         if stream:

@@ -18,11 +18,9 @@ _FACTORIES: dict[str, Callable[[KindSpec], Adapter]] = {
 
 
 def adapter_for(spec: KindSpec) -> Adapter:
-    """The adapter for a kind's schema; KeyError for `mock` (served in-process) and unknown schemas."""
+    """The adapter for a kind's schema; KeyError for a schema no adapter translates."""
     factory = _FACTORIES.get(spec.schema)
     if factory is not None:
         return factory(spec)
-    if spec.schema == "mock":
-        raise KeyError(f"kind {spec.kind!r} has schema 'mock', which the executor serves in-process without an adapter")
     known = ", ".join(sorted(_FACTORIES))
     raise KeyError(f"kind {spec.kind!r} has schema {spec.schema!r}, which no adapter translates (known: {known})")

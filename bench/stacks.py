@@ -26,7 +26,7 @@ _HEADERS = {"content-type": "application/json", "authorization": "Bearer bench-k
 async def open_client(kind: str, upstream: str) -> AsyncIterator[Forward]:
     """A `forward(body, content_type)` bound to one pooled client of the given kind."""
     if kind == "http1":  # the gateway's own pool (routing/http1.py)
-        from routing.http1 import Pool
+        from routing.upstream.http1 import Pool
 
         pool = Pool()
 

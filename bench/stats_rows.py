@@ -13,10 +13,10 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from gateway.storage.record import AttemptRecord, CallRecord
-from gateway.storage.rows import record_to_row
-from gateway.storage.schema import ensure_schema
-from gateway.storage.sqlite_bulk import bind_processors, flatten, insert_sql
+from gateway.calllog.record import AttemptRecord, CallRecord
+from gateway.calllog.rows import record_to_row
+from gateway.calllog.schema import ensure_schema
+from gateway.calllog.sqlite_bulk import bind_processors, flatten, insert_sql
 
 MODELS = ("llama-3.3-70b-instruct", "deepseek-chat", "gemini-2.5-flash", "mock-gpt", "llama3.2-1b")
 PROVIDERS = ("local", "deepseek", "gemini", "llama")
@@ -81,8 +81,8 @@ async def build_postgres_log(url: str, rows: int, hours: float = 48.0, seed: int
     import asyncpg  # the gateway's PostgreSQL driver
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from gateway.storage.schema import COLUMN_NAMES
-    from gateway.storage.settings import postgres_async_url
+    from gateway.calllog.schema import COLUMN_NAMES
+    from gateway.calllog.settings import postgres_async_url
 
     began = time.monotonic()
     engine = create_async_engine(postgres_async_url(url))

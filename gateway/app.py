@@ -15,15 +15,19 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from gateway.access import AccessConfigError, AccessPolicy
-from gateway.endpoints import admin, beacon, chat, health, maps, metrics, models, stats, ws
+from gateway.beacon import endpoints as beacon
+from gateway.beacon import maps, ws
 from gateway.errors import APIError, api_error_handler, http_error_handler, unhandled_error_handler
 from gateway.guard import GuardMiddleware
+from gateway.lifespan import Services, running_services
 from gateway.logs import configure_logging
 from gateway.middleware import RequestIdMiddleware
-from gateway.reload import reload_config
-from gateway.services import Services, running_services
+from gateway.openai import endpoints as chat
+from gateway.openai import models
+from gateway.ops import admin, health, metrics, stats
+from gateway.ops.reload import reload_config
 from gateway.settings import Settings
-from routing.config import ConfigError
+from routing.config.schema import ConfigError
 
 log = logging.getLogger("gateway")
 

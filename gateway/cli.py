@@ -7,7 +7,7 @@ import os
 import sys
 
 from gateway.settings import Settings
-from routing.config import ConfigError
+from routing.config.schema import ConfigError
 
 
 def _configure_logging() -> None:
@@ -17,7 +17,7 @@ def _configure_logging() -> None:
 
 
 def check_config(settings: Settings) -> int:
-    from routing.loader import load_config
+    from routing.config.load import load_config
     from routing.manager import RoutingManager
 
     try:
@@ -42,7 +42,7 @@ def check_config(settings: Settings) -> int:
 
 def wants_multiprocess_metrics(workers: int) -> bool:
     """Several workers share metrics through files, and so does one worker when the env var asks for it."""
-    from gateway.metrics import MULTIPROC_ENV
+    from gateway.telemetry.metrics import MULTIPROC_ENV
 
     # The Dockerfile and the systemd unit set the variable whatever WORKERS is; prometheus_client then writes
     # files even in a single worker, so the directory must exist and earlier runs' files must go.
@@ -51,8 +51,8 @@ def wants_multiprocess_metrics(workers: int) -> bool:
 
 def use_multiprocess_metrics() -> None:
     """Create the metrics directory, emptied of earlier runs' files, and export it before any worker starts."""
-    from gateway.metrics import MULTIPROC_ENV, prepare_multiproc_dir
     from gateway.settings import ROOT
+    from gateway.telemetry.metrics import MULTIPROC_ENV, prepare_multiproc_dir
 
     path = os.environ.get(MULTIPROC_ENV) or str(ROOT / "var" / "prometheus")
     prepare_multiproc_dir(path)

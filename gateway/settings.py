@@ -10,8 +10,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from routing.backoff import DEFAULT_RETRY_ON, RETRYABLE_KINDS, RetryPolicy, parse_retry_on
-from routing.breaker import BreakerConfig
+from routing.limits.breaker import BreakerConfig
+from routing.retry import DEFAULT_RETRY_ON, RETRYABLE_KINDS, RetryPolicy, parse_retry_on
 
 ROOT = Path(__file__).resolve().parent.parent
 TRUE = {"1", "true", "yes", "on"}

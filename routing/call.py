@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from routing.config import DeploymentConfig
+from routing.config.schema import DeploymentConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routing.config import Pricing
+from routing.config.schema import Pricing
 
 
 def usage_numbers(usage: dict[str, Any] | None) -> tuple[int, int, int, int, int]:

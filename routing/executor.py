@@ -14,11 +14,8 @@ from adapters.base import Adapter, ProtocolError
 from adapters.kinds import kind_spec
 from adapters.redact import redact
 from adapters.registry import adapter_for
-from routing import mock_backend
-from routing.backoff import RetryPolicy, classify_failure
-from routing.breaker import BreakerBoard
 from routing.call import Call
-from routing.config import DeploymentConfig
+from routing.config.schema import DeploymentConfig
 from routing.errors import (
     AllAttemptsFailed,
     ClientRequestError,
@@ -27,13 +24,16 @@ from routing.errors import (
     RoutingError,
     UpstreamError,
 )
-from routing.guards import Admission, Guards, Skip
+from routing.limits.admission import Admission, Guards, Skip
+from routing.limits.breaker import BreakerBoard
+from routing.limits.ratelimit import InProcessRateLimiter, estimate_tokens
 from routing.manager import ModelRoute
-from routing.ratelimit import InProcessRateLimiter, estimate_tokens
+from routing.retry import RetryPolicy, classify_failure
 from routing.selection import attempt_order
 from routing.strategies import unit_price
 from routing.stream import UpstreamStream, account_completion, chunks_from_completion, total_tokens
-from routing.transport import HttpTransport
+from routing.upstream import mock as mock_backend
+from routing.upstream.transport import HttpTransport
 
 T = TypeVar("T")
 

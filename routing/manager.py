@@ -9,7 +9,7 @@ from typing import Any
 
 from adapters.kinds import kind_spec
 from routing import strategies
-from routing.config import DeploymentConfig, GatewayConfig, ModelConfig, StrategyConfig
+from routing.config.schema import DeploymentConfig, GatewayConfig, ModelConfig, StrategyConfig
 from routing.strategies import Observed
 
 _EWMA_ALPHA = 0.2

@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from routing.config import DeploymentConfig, ModelConfig, RoutingConfig, StrategyConfig
-from routing.loader import endpoint_matches
+from routing.config.schema import DeploymentConfig, ModelConfig, RoutingConfig, StrategyConfig
+from routing.config.urls import endpoint_matches
 
 LOCAL, REMOTE = "local", "remote"
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from routing.call import Call
-from routing.config import DeploymentConfig
+from routing.config.schema import DeploymentConfig
 from routing.errors import UpstreamError
-from routing.guards import Admission, Guards
+from routing.limits.admission import Admission, Guards
 
 
 class UpstreamStream:

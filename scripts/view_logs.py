@@ -27,9 +27,9 @@ from sqlalchemy import desc, inspect, or_, select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from gateway.storage.schema import api_logs  # noqa: E402
-from gateway.storage.settings import StorageSettings  # noqa: E402
-from gateway.storage.stats import query_stats  # noqa: E402
+from gateway.calllog.schema import api_logs  # noqa: E402
+from gateway.calllog.settings import StorageSettings  # noqa: E402
+from gateway.calllog.stats import query_stats  # noqa: E402
 
 _T = api_logs.c
 _RECENT: tuple[str, ...] = ("request_id", "timestamp", "model_id", "provider", "deployment", "stream", "status_code")

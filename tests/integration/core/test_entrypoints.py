@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from gateway.settings import ROOT, Settings
-from routing.loader import load_config
+from routing.config.load import load_config
 from tests.integration.core.conftest import models
 from tests.support.gateway import free_port, write_config
 from tests.support.upstream import FakeUpstream

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from gateway.streamcap import RedisStreamCap
+from routing.limits.streams import RedisStreamCap
 from tests.integration.limits.test_multiprocess import REDIS_URL
 from tests.integration.limits.test_multiprocess import redis_prefix as redis_prefix
 from tests.support.gateway import ProcessGateway, base_env, write_config

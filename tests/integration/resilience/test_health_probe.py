@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from routing.config import DeploymentConfig
-from routing.health import HealthMonitor, HealthPolicy, probe_target
+from routing.config.schema import DeploymentConfig
+from routing.upstream.health import HealthMonitor, HealthPolicy, probe_target
 
 from .conftest import FakeUpstream
 

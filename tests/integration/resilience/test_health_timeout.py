@@ -10,8 +10,8 @@ import aiohttp
 import httpx
 import yaml
 
-from routing.health import HealthMonitor, HealthPolicy, probe_targets
-from routing.loader import load_config
+from routing.config.load import load_config
+from routing.upstream.health import HealthMonitor, HealthPolicy, probe_targets
 from tests.conftest import GatewayFactory
 
 from .conftest import FakeUpstream

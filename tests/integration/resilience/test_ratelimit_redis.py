@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from routing.ratelimit import Denial, InProcessRateLimiter, Limit, Reservation, build_rate_limiter
-from routing.ratelimit_redis import RateLimitBackendError, RedisRateLimiter
+from routing.limits.ratelimit import Denial, InProcessRateLimiter, Limit, Reservation, build_rate_limiter
+from routing.limits.ratelimit_redis import RateLimitBackendError, RedisRateLimiter
 
 from .conftest import REDIS_URL
 
@@ -25,8 +25,8 @@ T0 = 1_000.0
 # One gateway worker: warm its connection, wait for the common start line, then fire every reserve at once.
 WORKER = """
 import asyncio, sys, time
-from routing.ratelimit import Limit, Reservation
-from routing.ratelimit_redis import RedisRateLimiter
+from routing.limits.ratelimit import Limit, Reservation
+from routing.limits.ratelimit_redis import RedisRateLimiter
 
 async def main(url, prefix, rpm, tpm, tokens, calls, start):
     limiter = RedisRateLimiter.from_url(url, prefix=prefix)

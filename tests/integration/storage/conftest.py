@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gateway.storage.database import configure_sqlite
-from gateway.storage.record import AttemptRecord, CallRecord
-from gateway.storage.schema import api_logs
-from gateway.storage.settings import StorageSettings
-from gateway.storage.writer import CallLog
+from gateway.calllog.database import configure_sqlite
+from gateway.calllog.record import AttemptRecord, CallRecord
+from gateway.calllog.schema import api_logs
+from gateway.calllog.settings import StorageSettings
+from gateway.calllog.writer import CallLog
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 PG_DOWN_URL = "postgresql+asyncpg://postgres@127.0.0.1:1/test"

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import orjson
 
-from gateway.storage.rows import record_to_row
-from gateway.storage.spool import Spool
-from gateway.storage.sqlite_bulk import CHUNK_SIZES
+from gateway.calllog.rows import record_to_row
+from gateway.calllog.spool import Spool
+from gateway.calllog.sqlite_bulk import CHUNK_SIZES
 from tests.integration.storage.conftest import Target, make_record
 
 

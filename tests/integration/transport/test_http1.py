@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from routing import http1_response
-from routing.http1 import ConnectError, HttpError, Pool
+from routing.upstream import http1_response
+from routing.upstream.http1 import ConnectError, HttpError, Pool
 
 Handler = Callable[[bytes], list[bytes]]  # request bytes -> writes to send; a CLOSE among them hangs up there
 CLOSE = b""

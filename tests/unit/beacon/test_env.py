@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from routing.beacon_env import DEFAULT_MODELS, beacon_models_from_env
-from routing.config import ConfigError, DeploymentConfig, ModelConfig
+from routing.config.beacon_env import DEFAULT_MODELS, beacon_models_from_env
+from routing.config.schema import ConfigError, DeploymentConfig, ModelConfig
 
 GOLEM = {
     "GOLEM_PROVIDER_ENDPOINTS": "https://beacon-golem-us.fly.dev, https://beacon-golem-eu.fly.dev/",

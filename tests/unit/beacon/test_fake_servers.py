@@ -12,7 +12,7 @@ import pytest
 
 from adapters.base import ProtocolError
 from adapters.beacon import GolemAdapter, ModalAdapter, RunPodAdapter, RunPodJobPending
-from routing.config import DeploymentConfig
+from routing.config.schema import DeploymentConfig
 from tests.support.beacon_upstreams import FakeGolem, FakeModal, FakeRunPod
 
 Fake = FakeGolem | FakeModal | FakeRunPod

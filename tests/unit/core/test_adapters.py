@@ -5,11 +5,12 @@ import pytest
 
 from adapters.base import ProtocolError
 from adapters.kinds import KINDS
-from adapters.mock import count_tokens, reply_pieces, usage_for
 from adapters.openai_compat import OpenAIAdapter, normalize_usage
 from adapters.sse import SSEDecoder
-from routing.config import DeploymentConfig, MockOptions, Pricing
+from adapters.tokens import count_tokens
+from routing.config.schema import DeploymentConfig, MockOptions, Pricing
 from routing.cost import call_cost
+from routing.upstream.mock import reply_pieces, usage_for
 
 
 def dep(kind: str = "openai", key: str | None = "sk-k") -> DeploymentConfig:

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from routing.config import ConfigError
-from routing.envexpand import expand
-from routing.loader import load_config
+from routing.config.envexpand import expand
+from routing.config.load import load_config
+from routing.config.schema import ConfigError
 
 
 def write(tmp: Path, models: object, routing: object | None = None) -> tuple[Path, Path]:

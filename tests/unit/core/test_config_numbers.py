@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from routing.config import ConfigError, MockOptions, StrategyConfig, Timeouts
-from routing.loader import load_config
-from routing.routing_file import load_routing
+from routing.config.load import load_config
+from routing.config.routing_file import load_routing
+from routing.config.schema import ConfigError, MockOptions, StrategyConfig, Timeouts
 from tests.unit.core.test_config import write
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from routing.config import (
+from routing.config.schema import (
     DeploymentConfig,
     EndpointGroup,
     GatewayConfig,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from routing.config import ConfigError, DeploymentConfig
-from routing.loader import load_config
+from routing.config.load import load_config
+from routing.config.schema import ConfigError, DeploymentConfig
 
 MODELS = {
     "models": [

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.app import publishing_call_log
-from gateway.metrics import Metrics
+from gateway.telemetry.metrics import Metrics
 
 
 class FakeCallLog:

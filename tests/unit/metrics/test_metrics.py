@@ -11,9 +11,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from gateway.endpoints.metrics import metrics as metrics_endpoint
-from gateway.metrics import Metrics, estimate_quantile
-from gateway.storage.record import AttemptRecord, CallRecord
+from gateway.calllog.record import AttemptRecord, CallRecord
+from gateway.ops.metrics import metrics as metrics_endpoint
+from gateway.telemetry.metrics import Metrics, estimate_quantile
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.metrics import prepare_multiproc_dir
+from gateway.telemetry.metrics import prepare_multiproc_dir
 
 ROOT = Path(__file__).resolve().parents[3]
 
 WORKER = """
 import os, sys
-from gateway.metrics import Metrics, mark_worker_dead
-from gateway.storage.record import AttemptRecord, CallRecord
+from gateway.telemetry.metrics import Metrics, mark_worker_dead
+from gateway.calllog.record import AttemptRecord, CallRecord
 
 calls, healthy, circuit, queue_depth, rows_lost, graceful = sys.argv[1:]
 metrics = Metrics()
@@ -43,7 +43,7 @@ if graceful == "1":
 
 RENDER = """
 import json
-from gateway.metrics import Metrics
+from gateway.telemetry.metrics import Metrics
 metrics = Metrics()
 body, content_type = metrics.render()
 print(json.dumps({"text": body.decode(), "content_type": content_type, "summary": metrics.summary()}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing.backoff import (
+from routing.retry import (
     RetryPolicy,
     backoff_delay,
     classify_failure,

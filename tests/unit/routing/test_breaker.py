@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing.breaker import BreakerBoard, BreakerConfig
+from routing.limits.breaker import BreakerBoard, BreakerConfig
 
 K = "m/a"
 

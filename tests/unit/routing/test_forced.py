@@ -7,16 +7,16 @@ from typing import Any, cast
 
 import pytest
 
-from routing.breaker import BreakerBoard, BreakerConfig
 from routing.call import Call
-from routing.config import DeploymentConfig, GatewayConfig, ModelConfig, RoutingConfig
+from routing.config.schema import DeploymentConfig, GatewayConfig, ModelConfig, RoutingConfig
 from routing.errors import AllAttemptsFailed, NoDeploymentAvailable, RateLimited, UpstreamError
 from routing.executor import Executor, ExecutorSettings
-from routing.guards import Admission, Guards, Skip
-from routing.health import HealthMonitor, HealthTracker, ProbeTarget
+from routing.limits.admission import Admission, Guards, Skip
+from routing.limits.breaker import BreakerBoard, BreakerConfig
+from routing.limits.ratelimit import Denial, InProcessRateLimiter, LimitState
 from routing.manager import ModelRoute, RoutingManager
-from routing.ratelimit import Denial, InProcessRateLimiter, LimitState
-from routing.transport import HttpTransport
+from routing.upstream.health import HealthMonitor, HealthTracker, ProbeTarget
+from routing.upstream.transport import HttpTransport
 
 
 class Clock:

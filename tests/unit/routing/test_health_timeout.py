@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from routing.config import ConfigError, GatewayConfig
-from routing.health import probe_target, probe_targets
-from routing.loader import load_config
+from routing.config.load import load_config
+from routing.config.schema import ConfigError, GatewayConfig
+from routing.upstream.health import probe_target, probe_targets
 
 
 def load(tmp_path: Path, route: list[dict[str, object]], routing: dict[str, object] | None = None) -> GatewayConfig:

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from routing.config import DeploymentConfig
-from routing.health import HealthPolicy, HealthTracker, origin, probe_target, probe_targets, redact_url
+from routing.config.schema import DeploymentConfig
+from routing.config.urls import origin, redact_url
+from routing.upstream.health import HealthPolicy, HealthTracker, probe_target, probe_targets
 
 K = "m/a"
 

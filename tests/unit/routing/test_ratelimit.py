@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from routing.ratelimit import (
+from routing.limits.ratelimit import (
     Denial,
     InProcessRateLimiter,
     Limit,

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from gateway.settings import Settings
-from routing.backoff import DEFAULT_RETRY_ON, RetryPolicy, parse_retry_on
+from routing.retry import DEFAULT_RETRY_ON, RetryPolicy, parse_retry_on
 
 
 def test_defaults_retry_every_kind_but_client() -> None:

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from routing.breaker import BreakerBoard
 from routing.call import Call
-from routing.config import DeploymentConfig, ModelConfig
+from routing.config.schema import DeploymentConfig, ModelConfig
 from routing.errors import UpstreamError
-from routing.guards import Admission, Guards, settled_tokens
-from routing.ratelimit import InProcessRateLimiter, deployment_limit
+from routing.limits.admission import Admission, Guards, settled_tokens
+from routing.limits.breaker import BreakerBoard
+from routing.limits.ratelimit import InProcessRateLimiter, deployment_limit
 from routing.stream import UpstreamStream, total_tokens
 
 TPM = 1000

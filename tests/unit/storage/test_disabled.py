@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.storage.record import CallRecord
-from gateway.storage.settings import StorageSettings
-from gateway.storage.writer import build_call_log
+from gateway.calllog.record import CallRecord
+from gateway.calllog.settings import StorageSettings
+from gateway.calllog.writer import build_call_log
 
 
 async def test_disabled_log_is_a_no_op(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

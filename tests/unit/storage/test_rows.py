@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-from gateway.storage.record import AttemptRecord, CallRecord
-from gateway.storage.rows import line_to_row, record_to_row, row_to_line
+from gateway.calllog.record import AttemptRecord, CallRecord
+from gateway.calllog.rows import line_to_row, record_to_row, row_to_line
 
 
 def _record(**overrides: object) -> CallRecord:

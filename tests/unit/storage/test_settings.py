@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.storage.settings import StorageSettings, postgres_async_url
+from gateway.calllog.settings import StorageSettings, postgres_async_url
 
 ROOT = Path("/srv/gw")
 

@@ -7,9 +7,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.storage.delivery import Backoff
-from gateway.storage.rows import Row
-from gateway.storage.spool import Spool
+from gateway.calllog.delivery import Backoff
+from gateway.calllog.rows import Row
+from gateway.calllog.spool import Spool
 
 
 def _row(n: int) -> Row:

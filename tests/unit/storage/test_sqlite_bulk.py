@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.storage.sqlite_bulk import CHUNK_SIZES, chunks
+from gateway.calllog.sqlite_bulk import CHUNK_SIZES, chunks
 
 
 def test_a_batch_is_cut_into_a_few_fixed_statement_sizes() -> None:

@@ -1,0 +1,86 @@
+"""Mapping between `CallRecord`, `api_logs` rows and spool-file lines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway.calllog.record import CallRecord
+
+Row = dict[str, Any]
+
+_INT64 = 2**63 - 1
+_INT32 = 2**31 - 1
+
+
+def record_to_row(record: CallRecord, *, log_content: bool) -> Row:
+    """One `api_logs` row (without `id`) for a record; content is dropped when `log_content` is off."""
+    return {
+        "request_id": _text(record.request_id),
+        "timestamp": datetime.fromtimestamp(record.started_at, tz=UTC),
+        "model_id": _text(record.model_id),
+        "provider": _text(record.provider),
+        "deployment": _text(record.deployment),
+        "endpoint": _text(record.endpoint),
+        "stream": bool(record.stream),
+        "status_code": _int(record.status_code, _INT32),
+        "error": _text(record.error) or None,
+        "latency_ms": float(record.latency_ms),
+        "ttft_ms": None if record.ttft_ms is None else float(record.ttft_ms),
+        "prompt_tokens": _int(record.prompt_tokens, _INT32),
+        "completion_tokens": _int(record.completion_tokens, _INT32),
+        "reasoning_tokens": _int(record.reasoning_tokens, _INT32),
+        "cached_tokens": _int(record.cached_tokens, _INT32),
+        "total_tokens": _int(record.total_tokens, _INT32),
+        "cost_usd": float(record.cost_usd),
+        "finish_reason": _text(record.finish_reason) or None,
+        "attempts": _json([a.as_dict() for a in record.attempts]),
+        "fallback_used": bool(record.fallback_used),
+        "temperature": record.temperature,
+        "top_p": record.top_p,
+        "max_tokens": _int(record.max_tokens, _INT64),
+        "seed": _int(record.seed, _INT64),
+        "user_id": _text(record.user_id) or None,
+        "session_id": _text(record.session_id) or None,
+        "api_key_name": _text(record.api_key_name) or None,
+        "client_ip": _text(record.client_ip) or None,
+        "prompt": _text(record.prompt) if log_content and record.prompt is not None else None,
+        "response": _text(record.response) if log_content and record.response is not None else None,
+        "metadata": _json(record.metadata),
+    }
+
+
+def row_to_line(row: Row) -> bytes:
+    """One spool-file line (JSON, newline-terminated)."""
+    data = dict(row)
+    data["timestamp"] = row["timestamp"].isoformat()
+    return orjson.dumps(data) + b"\n"
+
+
+def line_to_row(line: bytes) -> Row:
+    """Inverse of `row_to_line`; raises ValueError on a torn or foreign line."""
+    data = orjson.loads(line)
+    if not isinstance(data, dict) or not isinstance(data.get("request_id"), str):
+        raise ValueError("not a call-log row")
+    data["timestamp"] = datetime.fromisoformat(data["timestamp"])
+    return data
+
+
+def _text(value: str | None) -> str:
+    # PostgreSQL text cannot hold NUL; a client-supplied prompt with one would poison the whole batch.
+    if not value:
+        return ""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _int(value: int | None, limit: int) -> int | None:
+    # Out-of-range client values (a 20-digit seed) would fail the insert; the row matters more than the value.
+    if value is None or not -limit - 1 <= value <= limit:
+        return None
+    return int(value)
+
+
+def _json(value: Any) -> str:
+    return _text(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode())

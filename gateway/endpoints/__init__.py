@@ -1,1 +1,0 @@
-"""Thin HTTP handlers: parse, plan, execute, respond."""

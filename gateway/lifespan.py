@@ -1,0 +1,149 @@
+"""App-wide objects, built in the lifespan and held on app.state: config, routing, executor, call log."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.calllog.settings import StorageSettings
+from gateway.calllog.writer import CallLog, build_call_log
+from gateway.settings import Settings
+from gateway.telemetry.deployments import DeploymentState
+from gateway.telemetry.events import EventHub
+from gateway.telemetry.metrics import Metrics, mark_worker_dead
+from routing.config.load import load_config
+from routing.config.schema import GatewayConfig
+from routing.executor import Executor, ExecutorSettings
+from routing.limits.admission import Guards
+from routing.limits.breaker import BreakerBoard
+from routing.limits.ratelimit import InProcessRateLimiter, RateLimiter
+from routing.limits.streams import StreamCap, build_stream_cap
+from routing.manager import RoutingManager
+from routing.strategies import Observed
+from routing.upstream.transport import HttpTransport
+
+log = logging.getLogger("gateway")
+_NO_OBSERVATION = Observed()
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything a request handler needs, owned by the lifespan."""
+
+    settings: Settings
+    manager: RoutingManager
+    transport: HttpTransport
+    executor: Executor
+    call_log: CallLog
+    stream_cap: StreamCap
+    metrics: Metrics
+    deployments: DeploymentState
+    limiter: RateLimiter
+    events: EventHub
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def config(self) -> GatewayConfig:
+        return self.manager.config
+
+    def routing_snapshot(self) -> dict[str, Any]:
+        """The routing table as /routing shows it, with each deployment's health, circuit and load."""
+        snapshot = self.manager.snapshot()
+        by_name = {(d.model_id, d.name): d for d in self.manager.deployments()}
+        for model_id, info in snapshot["models"].items():
+            for row in info["deployments"]:
+                dep = by_name.get((model_id, row["deployment"]))
+                if dep is not None and dep.enabled:
+                    row.update(self.deployments.describe(dep))
+        return snapshot
+
+
+def load_gateway_config(settings: Settings) -> GatewayConfig:
+    """Load and validate the config files (raises ConfigError with file, field and fix)."""
+    return load_config(settings.models_path, settings.routing_path, settings.env)
+
+
+def report_config(config: GatewayConfig) -> None:
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
+    served = [m.id for m in config.models if m.enabled_deployments]
+    log.info("serving %d model(s): %s", len(served), ", ".join(served) or "none")
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    """Redis when REDIS_URL is set (shared by every worker and replica), else in this process.
+
+    A Redis outage fails open (admits, with a warning): the limits protect upstream quotas, and refusing every
+    call because the counter store is down would be the worse outage.
+    """
+    url = settings.env.get("REDIS_URL", "").strip()
+    if not url:
+        return InProcessRateLimiter()
+    from routing.limits.ratelimit_redis import RedisRateLimiter
+
+    return RedisRateLimiter.from_url(url, prefix=settings.env.get("RATE_LIMIT_PREFIX", "gw:rl"), fail_open=True)
+
+
+@asynccontextmanager
+async def running_services(settings: Settings) -> AsyncIterator[Services]:
+    """Build, start and finally stop every app-wide object."""
+    config = load_gateway_config(settings)
+    report_config(config)
+    manager = RoutingManager(config)
+    transport = HttpTransport(pool_size=settings.pool_size)
+    await transport.start()
+    call_log = build_call_log(StorageSettings.from_env(settings.env, settings.root))
+    metrics = Metrics()
+    limiter = build_limiter(settings)
+    breakers = BreakerBoard(settings.breaker)
+    guards = Guards(breakers, limiter)
+    # a stream's slot is leased for the longest a call may run, so a dead worker's slots come back by then
+    stream_cap = build_stream_cap(
+        settings.max_streams_per_client,
+        settings.env.get("REDIS_URL", "").strip(),
+        settings.env.get("RATE_LIMIT_PREFIX", "gw:rl"),
+        settings.deadline + 60.0,
+    )
+    events = EventHub()
+    state = DeploymentState(manager, transport, guards, metrics, events)
+    guards.on_state = state.circuit_changed
+    try:
+        await call_log.start()
+        await state.start()
+        executor = Executor(
+            transport,
+            ExecutorSettings(
+                max_attempts=settings.max_attempts,
+                deadline=settings.deadline,
+                queue_timeout=settings.queue_timeout,
+                retry=settings.retry,
+            ),
+            guards=guards,
+            on_ttft=manager.observe_ttft,
+            latency=lambda dep: manager.observed().get(dep.key, _NO_OBSERVATION).ttft_ms,
+        )
+        yield Services(
+            settings=settings,
+            manager=manager,
+            transport=transport,
+            executor=executor,
+            call_log=call_log,
+            stream_cap=stream_cap,
+            metrics=metrics,
+            deployments=state,
+            limiter=limiter,
+            events=events,
+        )
+    finally:
+        await state.close()
+        await call_log.close()
+        await limiter.close()
+        await stream_cap.close()
+        await transport.close()
+        if metrics.multiprocess:
+            mark_worker_dead(os.getpid())

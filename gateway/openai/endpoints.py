@@ -1,0 +1,35 @@
+"""POST /v1/chat/completions and the legacy POST /v1/completions (prompt mapped onto chat)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from gateway.errors import APIError
+from gateway.lifespan import Services
+from gateway.openai.flow import run_chat
+from gateway.openai.formats import ChatFormat, TextFormat
+from gateway.openai.request import parse_chat, read_json
+
+_CHAT, _TEXT = ChatFormat(), TextFormat()
+
+
+async def chat_completions(request: Request) -> Any:
+    services: Services = request.app.state.services
+    body = await read_json(request, services.settings.max_body_bytes)
+    return await run_chat(request, services, parse_chat(body), _CHAT, "/v1/chat/completions")
+
+
+async def completions(request: Request) -> Any:
+    services: Services = request.app.state.services
+    body = await read_json(request, services.settings.max_body_bytes)
+    prompt = body.pop("prompt", None)
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise APIError(400, "`prompt` is required and must be a string", code="invalid_value", param="prompt")
+    body["messages"] = [{"role": "user", "content": prompt}]
+    for unsupported in ("echo", "best_of", "suffix", "logprobs"):
+        body.pop(unsupported, None)
+    return await run_chat(request, services, parse_chat(body), _TEXT, "/v1/completions")

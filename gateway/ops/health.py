@@ -1,0 +1,95 @@
+"""GET /health (real state: 200 while some deployment can serve, 503 with the reason otherwise) and GET /ready."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from gateway.lifespan import Services
+
+
+def health_report(services: Services) -> tuple[int, dict[str, Any]]:
+    models: dict[str, Any] = {}
+    servable_models = 0
+    total = healthy_count = 0
+    regions: set[str] = set()
+    disabled: list[dict[str, str]] = []
+    for model in services.config.models:
+        route = services.manager.route(model.id)
+        rows = []
+        can_serve = 0
+        for dep in model.deployments:
+            total += 1
+            if not dep.enabled:
+                disabled.append({"model": model.id, "deployment": dep.name, "reason": dep.disabled_reason})
+                rows.append({"deployment": dep.name, "enabled": False, "serving": False, "reason": dep.disabled_reason})
+                continue
+            entry = next((e for e in route.entries if e.deployment.name == dep.name), None) if route else None
+            state = services.deployments.describe(dep)
+            serving = bool(entry and entry.available) and state["circuit"] != "open"
+            if serving:
+                can_serve += 1
+                healthy_count += 1
+                if dep.region:
+                    regions.add(dep.region)
+            rows.append(
+                {
+                    "deployment": dep.name,
+                    "enabled": True,
+                    "serving": serving,
+                    "region": dep.region,
+                    "health": state["health"],
+                    "circuit": state["circuit"],
+                    "reason": ""
+                    if serving
+                    else (entry.reason if entry and entry.reason else f"circuit {state['circuit']}"),
+                }
+            )
+        if can_serve:
+            servable_models += 1
+        models[model.id] = {
+            "status": "ok" if can_serve == len(model.deployments) else ("degraded" if can_serve else "unavailable"),
+            "deployments_total": len(model.deployments),
+            "deployments_enabled": sum(1 for d in model.deployments if d.enabled),
+            "deployments_available": can_serve,
+            "deployments": rows,
+        }
+    if servable_models == 0:
+        status, code = "unhealthy", 503
+    elif healthy_count < total:
+        status, code = "degraded", 200
+    else:
+        status, code = "healthy", 200
+    body: dict[str, Any] = {
+        "status": status,
+        "timestamp": int(time.time()),
+        "version": services.settings.version,
+        "uptime_s": round(time.time() - services.started_at, 1),
+        "providers_total": total,
+        "providers_healthy": healthy_count,
+        "regions": sorted(regions),
+        "models_total": len(services.config.models),
+        "models_servable": servable_models,
+        "disabled_deployments": disabled,
+        "models": models,
+        "call_log": {"backend": services.call_log.backend, **services.call_log.counters()},
+    }
+    if code == 503:
+        body["reason"] = (
+            "no deployment of any model can serve (disabled, failing health checks or circuit open)"
+            if models
+            else "no models configured"
+        )
+    return code, body
+
+
+async def health(request: Request) -> JSONResponse:
+    code, body = health_report(request.app.state.services)
+    return JSONResponse(body, status_code=code)
+
+
+async def ready(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok", "timestamp": int(time.time())})

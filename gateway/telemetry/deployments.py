@@ -1,0 +1,157 @@
+"""Live state per deployment: health probes that steer routing weights, circuit breakers, in-flight counts.
+
+Health flips go straight into the RoutingManager (weight 0 and renormalise), so /routing shows them at
+once; circuit state is consulted per call by the executor and shown beside the weights.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from gateway.telemetry.events import EventHub
+from gateway.telemetry.metrics import Metrics
+from routing.config.schema import DeploymentConfig
+from routing.limits.admission import Guards
+from routing.manager import RoutingManager
+from routing.upstream.health import HealthMonitor, probe_targets
+from routing.upstream.transport import HttpTransport
+
+log = logging.getLogger("gateway.health")
+
+
+class DeploymentState:
+    """Owns the health monitor and reports health and circuit changes to routing and metrics."""
+
+    def __init__(
+        self, manager: RoutingManager, transport: HttpTransport, guards: Guards, metrics: Metrics, events: EventHub
+    ) -> None:
+        self.manager, self.transport, self.guards, self.metrics, self.events = (
+            manager,
+            transport,
+            guards,
+            metrics,
+            events,
+        )
+        self.monitor: HealthMonitor | None = None
+        self._restart: asyncio.Task[None] | None = None
+
+    def _deployment(self, key: str) -> DeploymentConfig | None:
+        for dep in self.manager.deployments():
+            if dep.key == key:
+                return dep
+        return None
+
+    async def start(self, previous: HealthMonitor | None = None) -> None:
+        """Start probing; after a reload, `previous` (the old, closed monitor) seeds what is already known."""
+        routing = self.manager.config.routing
+        targets = probe_targets(self.manager.deployments(), routing.health_check, routing.timeout or 5.0)
+        if targets:
+            self.monitor = HealthMonitor(self.transport.session, targets, on_change=self._health_changed)
+            if previous is not None:
+                self.monitor.carry_over(previous)
+        self._sync_routing()
+        if self.monitor is not None:
+            await self.monitor.start()
+            log.info("health checks: %d deployment(s) probed", len(targets))
+        for dep in self.manager.deployments():
+            self._publish(dep)
+
+    def _sync_routing(self) -> None:
+        # Only flips notify, so routing must already agree with the tracker: a deployment left down that the
+        # tracker counts healthy (no longer probed, probe changed, state lost) would never be restored.
+        for key in self.manager.unavailable():
+            if self.monitor is None or self.monitor.healthy(key):
+                self.manager.set_available(key, True)
+        if self.monitor is not None:
+            for key in self.monitor.targets:
+                if not self.monitor.healthy(key):
+                    detail = self.monitor.state(key).last_error
+                    self.manager.set_available(key, False, f"health check failed: {detail}")
+
+    async def close(self) -> None:
+        if self._restart is not None:
+            await self._restart
+        if self.monitor is not None:
+            await self.monitor.close()
+            self.monitor = None
+
+    def restart_soon(self) -> None:
+        """After a config reload: probe the new set of deployments."""
+
+        earlier = self._restart
+
+        async def restart() -> None:
+            # Reloads queue up rather than cancel each other: a cancelled restart could lose the old health state.
+            if earlier is not None:
+                await asyncio.wait([earlier])
+            previous = self.monitor
+            if previous is not None:
+                await previous.close()
+            self.monitor = None
+            await self.start(previous)
+
+        self._restart = asyncio.get_running_loop().create_task(restart())
+
+    def _health_changed(self, key: str, healthy: bool, detail: str) -> None:
+        self.manager.set_available(key, healthy, "" if healthy else f"health check failed: {detail}")
+        log.warning(
+            "deployment %s is %s%s", key, "healthy" if healthy else "UNHEALTHY", f" ({detail})" if detail else ""
+        )
+        dep = self._deployment(key)
+        if dep is not None:
+            self._publish(dep)
+            self._announce(dep, "health", "healthy" if healthy else "unhealthy", detail)
+
+    def circuit_changed(self, key: str) -> None:
+        dep = self._deployment(key)
+        if dep is not None:
+            state = self.guards.breakers.state(key)
+            log.warning("deployment %s circuit is %s", key, state.status)
+            self._publish(dep)
+            self._announce(dep, "circuit", state.status, "")
+
+    def _announce(self, dep: DeploymentConfig, what: str, state: str, detail: str) -> None:
+        self.events.publish(
+            {
+                "type": "provider_health",
+                "provider": dep.name,
+                "model": dep.model_id,
+                "provider_type": dep.kind,
+                "region": dep.region,
+                "change": what,
+                "state": state,
+                "healthy": state in ("healthy", "closed"),
+                "detail": detail,
+                "timestamp": time.time(),
+            }
+        )
+
+    def _publish(self, dep: DeploymentConfig) -> None:
+        healthy = self.monitor.healthy(dep.key) if self.monitor is not None else True
+        self.metrics.set_deployment_state(dep.model_id, dep.name, healthy, self.guards.breakers.state(dep.key).status)
+
+    def describe(self, dep: DeploymentConfig) -> dict[str, Any]:
+        """Health, circuit and load of one deployment, for /routing, /health and /providers."""
+        now = time.monotonic()
+        breaker = self.guards.breakers.state(dep.key, now)
+        info: dict[str, Any] = {
+            "circuit": breaker.status,
+            "circuit_retry_in_s": round(max(0.0, (breaker.until or now) - now), 1) if breaker.status == "open" else 0,
+            "blocked_for_s": round(max(0.0, (breaker.blocked_until or now) - now), 1),
+            "recent_error_rate": round(breaker.error_rate, 3),
+            "in_flight": self.guards.in_flight(dep.key),
+            "health": "unknown",
+            "last_health_check": None,
+            "last_health_error": "",
+        }
+        if self.monitor is None or dep.key not in self.monitor.targets:
+            info["health"] = "not probed"
+            return info
+        health = self.monitor.state(dep.key)
+        info["health"] = health.status
+        info["last_health_check"] = health.last_check
+        info["last_health_error"] = health.last_error
+        return info

@@ -1,0 +1,163 @@
+"""Admission of one attempt to one deployment: concurrency cap, circuit breaker, rate limits; then settlement.
+
+Every admission is finished exactly once: the breaker learns the outcome, the rate-limit reservation is
+settled to the best figure of the tokens used (`settled_tokens`), and the in-flight count drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from routing.config.schema import DeploymentConfig, ModelConfig
+from routing.errors import UpstreamError
+from routing.limits.breaker import BreakerBoard
+from routing.limits.ratelimit import Denial, Limit, RateLimiter, Reservation, deployment_limit, model_limit
+from routing.retry import classify_failure, is_deployment_fault
+
+log = logging.getLogger("gateway.guards")
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An attempt may go ahead; `finish` must be called once with its outcome."""
+
+    dep: DeploymentConfig
+    reservation: Reservation | None
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """This deployment cannot take the attempt now: `full`, `circuit_open`, `rate_limited` (our own limits) or
+    `retry_after` (the upstream answered `status` 429/503 with a Retry-After that has not run out)."""
+
+    dep: DeploymentConfig
+    reason: str
+    retry_after: float | None = None
+    denial: Denial | None = None
+    status: int | None = None
+
+
+class Guards:
+    """Shared per-process state about deployments: in-flight counts, breakers, rate limiter."""
+
+    def __init__(
+        self,
+        breakers: BreakerBoard,
+        limiter: RateLimiter,
+        on_state: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.breakers, self.limiter, self.on_state, self._clock = breakers, limiter, on_state, clock
+        self._in_flight: dict[str, int] = {}
+        self._freed = asyncio.Condition()
+
+    def in_flight(self, key: str) -> int:
+        return self._in_flight.get(key, 0)
+
+    def available(self, dep: DeploymentConfig) -> bool:
+        return self.breakers.available(dep.key, self._clock())
+
+    def has_room(self, dep: DeploymentConfig) -> bool:
+        return not dep.max_concurrent or self._in_flight.get(dep.key, 0) < dep.max_concurrent
+
+    async def admit(
+        self, dep: DeploymentConfig, model: ModelConfig, tokens: int, force: bool = False
+    ) -> Admission | Skip:
+        if not self.has_room(dep):
+            return Skip(dep, "full")
+        now = self._clock()
+        if not self.breakers.try_acquire(dep.key, now, force=force):
+            blocked = self.breakers.blocked(dep.key, now)
+            if blocked is not None:
+                return Skip(dep, "retry_after", blocked[0], status=blocked[1])
+            return Skip(dep, "circuit_open", self.breakers.ready_at(dep.key, now) - now)
+        limits = _limits(dep, model)
+        reservation: Reservation | None = None
+        if limits:
+            outcome = await self.limiter.reserve(limits, tokens)
+            if isinstance(outcome, Denial):
+                self.breakers.release(dep.key)
+                return Skip(dep, "rate_limited", outcome.retry_after, outcome)
+            reservation = outcome
+        self._in_flight[dep.key] = self._in_flight.get(dep.key, 0) + 1
+        return Admission(dep, reservation)
+
+    async def finish(
+        self,
+        admission: Admission,
+        error: UpstreamError | None = None,
+        tokens: int | None = None,
+        judged: bool = True,
+        delivered: bool | None = None,
+    ) -> None:
+        """Outcome of an admitted attempt: success (no error), an upstream failure, or no verdict (judged=False).
+
+        `tokens` is the usage the upstream reported (None: none); `delivered` whether output reached the client
+        (default: the attempt succeeded)."""
+        key = admission.dep.key
+        self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
+        before = self.breakers.status(key)
+        now = self._clock()
+        if not judged:
+            self.breakers.release(key)
+        elif error is None:
+            self.breakers.record_success(key, now)
+        else:
+            kind = classify_failure(error.kind, error.upstream_status)
+            status = error.upstream_status or 429
+            self.breakers.record_failure(key, now, error.retry_after, counts=is_deployment_fault(kind), status=status)
+        reservation = admission.reservation
+        if reservation is not None:
+            used = settled_tokens(tokens, (error is None and judged) if delivered is None else delivered)
+            try:
+                if used == 0:
+                    await self.limiter.release(reservation)
+                elif used is not None:
+                    await self.limiter.settle(reservation, used)
+            except Exception as exc:  # a limiter outage must not fail a finished call
+                log.warning("rate limiter settle failed for %s: %s", key, type(exc).__name__)
+        if self.on_state is not None and self.breakers.status(key) != before:
+            self.on_state(key)
+        async with self._freed:
+            self._freed.notify_all()
+
+    async def wait_for_room(self, seconds: float, deps: Sequence[DeploymentConfig]) -> bool:
+        """Wait (bounded) until one of `deps` has room under max_concurrent; False on timeout."""
+        if seconds <= 0:
+            return any(self.has_room(d) for d in deps)
+        try:
+            async with asyncio.timeout(seconds):
+                async with self._freed:
+                    # the predicate is checked first: a slot freed before we got here is not a wake-up missed
+                    await self._freed.wait_for(lambda: any(self.has_room(d) for d in deps))
+            return True
+        except TimeoutError:
+            return False
+
+
+def settled_tokens(reported: int | None, delivered: bool) -> int | None:
+    """The tokens to settle a reservation at, None to let it stand: nothing when no output reached the client
+    (the attempt failed before its first byte), else the upstream's reported usage, else the reservation.
+
+    With no usage reported the reservation (prompt estimate + max_tokens, or the default cap) stands rather than
+    a guess from the completion text: chars / 4 under-counts code and non-Latin text several times over, and
+    under-counting is what these limits exist to prevent (the upstream's own quota is then exceeded). The
+    reservation is an upper bound the upstream agreed to; an over-count lasts one window, and only for upstreams
+    that ignore the OpenAI schema's request for usage (`stream_options.include_usage`).
+    """
+    if not delivered:
+        return 0
+    return None if reported is None else max(reported, 0)
+
+
+def _limits(dep: DeploymentConfig, model: ModelConfig) -> list[Limit]:
+    limits = []
+    if dep.rpm or dep.tpm:
+        limits.append(deployment_limit(dep.key, dep.rpm, dep.tpm))
+    if model.rpm or model.tpm:
+        limits.append(model_limit(model.id, model.rpm, model.tpm))
+    return limits

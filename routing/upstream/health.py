@@ -1,0 +1,283 @@
+"""Active health checks: a pure tracker (probe results in, health out) and an aiohttp loop that feeds it.
+
+What is probed (see `probe_target`): local vLLM by `GET {origin}/health`; hosted APIs by a cheap authenticated
+`GET {base_url}/models`; `health_path` overrides per deployment (relative to base_url, "/abs" relative to the
+origin, "none" disables); `mock` is never probed. Healthy = 2xx (redirects are not followed). A deployment
+turns unhealthy after `unhealthy_after` consecutive failed probes (default 2, so one lost packet does not
+pull it) and healthy again after `healthy_after` consecutive successes (default 1). Until its first probe
+completes it counts as healthy, with status "unknown"; after a config reload a deployment probed at the same URL
+keeps its known state (`carry_over`). Keys never appear in URLs shown, logs or errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import aiohttp
+
+from adapters.kinds import kind_spec
+from routing.config.schema import DeploymentConfig
+from routing.config.urls import origin, redact_url
+
+log = logging.getLogger(__name__)
+
+HealthStatus = Literal["unknown", "healthy", "unhealthy"]
+OnChange = Callable[[str, bool, str], Awaitable[None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthPolicy:
+    """How many consecutive probe results flip a deployment's health."""
+
+    unhealthy_after: int = 2
+    healthy_after: int = 1
+
+    def __post_init__(self) -> None:
+        if self.unhealthy_after < 1 or self.healthy_after < 1:
+            raise ValueError("HealthPolicy thresholds must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class HealthState:
+    """One deployment's health for display. `last_check` is unix time; `last_error` is short and secret-free."""
+
+    key: str
+    healthy: bool
+    status: HealthStatus
+    last_check: float | None
+    last_error: str
+    consecutive_failures: int
+    consecutive_successes: int
+
+
+@dataclass(slots=True)
+class _Entry:
+    status: HealthStatus = "unknown"
+    last_check: float | None = None
+    last_error: str = ""
+    failures: int = 0
+    successes: int = 0
+
+
+class HealthTracker:
+    """Pure health state machine per deployment key."""
+
+    def __init__(self, policy: HealthPolicy | None = None) -> None:
+        self.policy = policy or HealthPolicy()
+        self._entries: dict[str, _Entry] = {}
+
+    def record_probe(self, key: str, ok: bool, now: float, detail: str = "") -> bool:
+        """Record one probe result; True when the deployment's healthy flag changed."""
+        entry = self._entries.setdefault(key, _Entry())
+        was_healthy = entry.status != "unhealthy"
+        entry.last_check = now
+        if ok:
+            entry.successes, entry.failures, entry.last_error = entry.successes + 1, 0, ""
+            if entry.status == "unknown" or entry.successes >= self.policy.healthy_after:
+                entry.status = "healthy"
+        else:
+            entry.failures, entry.successes, entry.last_error = entry.failures + 1, 0, detail
+            if entry.failures >= self.policy.unhealthy_after:
+                entry.status = "unhealthy"
+        return was_healthy != (entry.status != "unhealthy")
+
+    def carry_over(self, previous: HealthTracker, keys: Iterable[str]) -> None:
+        """Start from what `previous` knew of `keys` (a config reload), so a recovery is still seen as a flip."""
+        for key in keys:
+            entry = previous._entries.get(key)
+            if entry is not None:
+                self._entries[key] = replace(entry)
+
+    def healthy(self, key: str) -> bool:
+        """Whether traffic may go to the deployment (unknown counts as healthy)."""
+        entry = self._entries.get(key)
+        return entry is None or entry.status != "unhealthy"
+
+    def state(self, key: str) -> HealthState:
+        entry = self._entries.get(key) or _Entry()
+        return HealthState(
+            key=key,
+            healthy=entry.status != "unhealthy",
+            status=entry.status,
+            last_check=entry.last_check,
+            last_error=entry.last_error,
+            consecutive_failures=entry.failures,
+            consecutive_successes=entry.successes,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """One deployment's probe: URL and headers (secret, never shown), the URL to show, and the cadence."""
+
+    key: str
+    url: str = field(repr=False)
+    display_url: str
+    interval: float
+    timeout: float
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+
+def probe_url(base_url: str, path: str, at_origin: bool) -> str:
+    """The probe URL: a full URL as given; "/abs" paths and `at_origin` kinds relative to the origin; others
+    relative to base_url."""
+    if path.startswith(("http://", "https://")):
+        return path
+    if path.startswith("/"):
+        return origin(base_url) + path
+    root = origin(base_url) if at_origin else base_url.split("?", 1)[0].rstrip("/")
+    return f"{root}/{path}"
+
+
+def probe_target(dep: DeploymentConfig, default_interval: float, timeout: float = 5.0) -> ProbeTarget | None:
+    """The probe for a deployment, or None when it is not probed (mock, health_path "none", interval 0); its
+    `health_timeout` and `health_check` override the defaults given."""
+    spec = kind_spec(dep.kind)
+    if dep.kind == "mock" or (spec is not None and not spec.health_path and not dep.health_path):
+        return None
+    path = dep.health_path or (spec.health_path if spec is not None else "models")
+    interval = dep.health_interval or default_interval
+    if path.strip().lower() == "none" or interval <= 0 or not dep.base_url.startswith(("http://", "https://")):
+        return None
+    url = probe_url(dep.base_url, path, spec.health_at_origin if spec is not None else False)
+    headers = list(dep.headers)
+    if dep.api_key:
+        headers.append(("Authorization", f"Bearer {dep.api_key}"))
+    return ProbeTarget(dep.key, url, redact_url(url), interval, dep.health_timeout or timeout, tuple(headers))
+
+
+def probe_targets(
+    deployments: Sequence[DeploymentConfig], default_interval: float, timeout: float = 5.0
+) -> list[ProbeTarget]:
+    """Probes for every enabled deployment that has one."""
+    targets = (probe_target(d, default_interval, timeout) for d in deployments if d.enabled)
+    return [t for t in targets if t is not None]
+
+
+class HealthMonitor:
+    """Probes each target every `interval` seconds in its own task and reports flips to `on_change`.
+
+    `session` is an aiohttp.ClientSession (shared, not closed here) or a factory called by `start()` (the
+    session it makes is closed by `close()`).
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession],
+        targets: Sequence[ProbeTarget],
+        on_change: OnChange | None = None,
+        *,
+        policy: HealthPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._session_arg = session
+        self._session: aiohttp.ClientSession | None = session if isinstance(session, aiohttp.ClientSession) else None
+        self.targets = {t.key: t for t in targets}
+        self._on_change = on_change
+        self.tracker = HealthTracker(policy)
+        self._clock = clock
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+
+    def carry_over(self, previous: HealthMonitor) -> None:
+        """Keep `previous`'s health of deployments probed the same way; a changed probe URL starts unknown."""
+        same = [k for k, t in self.targets.items() if k in previous.targets and previous.targets[k].url == t.url]
+        self.tracker.carry_over(previous.tracker, same)
+
+    async def start(self) -> None:
+        """Start one probe loop per target; each probes at once, then every interval."""
+        if self._tasks:
+            return
+        self._stop.clear()
+        if self._session is None and not isinstance(self._session_arg, aiohttp.ClientSession):
+            self._session = self._session_arg()
+        self._tasks = [
+            asyncio.create_task(self._loop(t), name=f"health:{t.key}") for t in self.targets.values() if t.interval > 0
+        ]
+
+    async def close(self) -> None:
+        """Cancel and await every probe loop; close the session if this monitor made it."""
+        self._stop.set()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None and not isinstance(self._session_arg, aiohttp.ClientSession):
+            await self._session.close()
+            self._session = None
+
+    async def _loop(self, target: ProbeTarget) -> None:
+        # The stop event, not only cancel(), ends the loop: aiohttp's own timeout may swallow a cancel()
+        # that lands while it is timing out a probe.
+        while not self._stop.is_set():
+            try:
+                await self.check(target.key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # task boundary: one bad probe or callback must not end the loop
+                log.exception("health probe of %s crashed", target.key)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), target.interval)
+
+    async def check(self, key: str) -> bool:
+        """Probe one deployment now, record the result, and notify on a flip; returns the probe's outcome."""
+        target = self.targets[key]
+        ok, detail = await self._probe(target)
+        changed = self.tracker.record_probe(key, ok, self._clock(), detail)
+        if changed:
+            healthy = self.tracker.healthy(key)
+            log.log(
+                logging.INFO if healthy else logging.WARNING,
+                "deployment %s is now %s (%s%s)",
+                key,
+                "healthy" if healthy else "unhealthy",
+                target.display_url,
+                f": {detail}" if detail else "",
+            )
+            if self._on_change is not None:
+                result = self._on_change(key, healthy, detail)
+                if inspect.isawaitable(result):
+                    await result
+        return ok
+
+    async def check_all(self) -> None:
+        """Probe every target once, concurrently."""
+        await asyncio.gather(*(self.check(key) for key in self.targets))
+
+    async def _probe(self, target: ProbeTarget) -> tuple[bool, str]:
+        if self._session is None:
+            raise RuntimeError("HealthMonitor: call start() before probing")
+        try:
+            async with self._session.get(
+                target.url,
+                headers=dict(target.headers),
+                timeout=aiohttp.ClientTimeout(total=target.timeout),
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+        except TimeoutError:
+            return False, f"timeout after {target.timeout:g}s"
+        except aiohttp.ClientConnectionError as exc:
+            return False, f"connection failed ({type(exc).__name__})"
+        except aiohttp.ClientError as exc:
+            return False, f"request failed ({type(exc).__name__})"
+        if 200 <= status < 300:
+            return True, ""
+        return False, f"HTTP {status}"
+
+    def healthy(self, key: str) -> bool:
+        """Whether traffic may go to the deployment (unprobed and unknown count as healthy)."""
+        return self.tracker.healthy(key)
+
+    def state(self, key: str) -> HealthState:
+        return self.tracker.state(key)
+
+    def states(self) -> list[HealthState]:
+        return [self.tracker.state(key) for key in sorted(self.targets)]
