@@ -7,12 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from routing.config.beacon_env import beacon_models_from_env
+from routing.config.flags import parse_flag
 from routing.config.models_file import load_models
 from routing.config.routing_file import load_routing
-from routing.config.schema import GatewayConfig, ModelConfig, RoutingConfig
+from routing.config.schema import ConfigError, GatewayConfig, ModelConfig, RoutingConfig
 from routing.config.urls import endpoint_matches
-
-TRUE = {"1", "true", "yes", "on"}
 
 
 def load_config(models_path: Path, routing_path: Path | None, env: Mapping[str, str]) -> GatewayConfig:
@@ -43,7 +42,12 @@ def load_config(models_path: Path, routing_path: Path | None, env: Mapping[str, 
 
 def hard_offload(models: list[ModelConfig], env: Mapping[str, str]) -> tuple[list[ModelConfig], list[str]]:
     """OFFLOAD=1 removes the deployments LOCAL_BASE_URL names as an endpoint; a model left with none is dropped."""
-    if env.get("OFFLOAD", "0").strip().lower() not in TRUE:
+    raw = env.get("OFFLOAD", "").strip()
+    try:
+        offload = parse_flag(raw) if raw else False
+    except ValueError as exc:
+        raise ConfigError("environment", "OFFLOAD", str(exc), "set OFFLOAD=1 to offload, or unset it") from None
+    if not offload:
         return models, []
     local = env.get("LOCAL_BASE_URL", "").strip()
     if not local:
