@@ -15,7 +15,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from routing.config.schema import ConfigError, DeploymentConfig, ModelConfig, Timeouts
-from routing.config.yamlread import Reader, check_url
+from routing.config.yamlread import check_url
 
 SOURCE = "environment"
 DEFAULT_MODELS = ("llama3.2-1b", "mistral-7b", "qwen2.5-1.5b")
@@ -181,7 +181,7 @@ def _model_ids(raw: str, warnings: list[str]) -> list[str]:
 
 def _url(variable: str, value: str) -> str:
     """Validated like a models.yaml base_url: http(s), no credentials or query; trailing slash dropped."""
-    return check_url(Reader(SOURCE, "", {}), variable, value)
+    return check_url(SOURCE, variable, value)
 
 
 def _split(raw: str) -> list[str]:

@@ -16,4 +16,4 @@ def parse_flag(value: str | bool) -> bool:
         return True
     if text in FALSE:
         return False
-    raise ValueError(f"must be {WORDS}, got {value!r}")
+    raise ValueError(f"must be {WORDS}")

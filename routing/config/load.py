@@ -46,7 +46,9 @@ def hard_offload(models: list[ModelConfig], env: Mapping[str, str]) -> tuple[lis
     try:
         offload = parse_flag(raw) if raw else False
     except ValueError as exc:
-        raise ConfigError("environment", "OFFLOAD", str(exc), "set OFFLOAD=1 to offload, or unset it") from None
+        raise ConfigError(
+            "environment", "OFFLOAD", f"{exc}, got {raw!r}", "set OFFLOAD=1 to offload, or unset it"
+        ) from None
     if not offload:
         return models, []
     local = env.get("LOCAL_BASE_URL", "").strip()

@@ -1,40 +1,37 @@
-"""models.yaml: public models, their aliases and their deployments."""
+"""models.yaml: public models, their aliases and their deployments.
+
+`ModelsFile` (models_schema.py) checks keys, types and bounds; this module applies what needs more than one
+field or the environment: kinds and their URLs, deployments disabled by unset variables, the route-less
+shorthand, deployment names and `<PROVIDER>_TPM_LIMIT`.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from adapters.kinds import KINDS, kind_spec
 from routing.config.envexpand import expand_tree
-from routing.config.schema import ConfigError, DeploymentConfig, MockOptions, ModelConfig, Pricing, Timeouts
-from routing.config.yamlread import Reader, check_url, load_yaml
-
-_NAME = re.compile(r"^[A-Za-z0-9._@:+-]+$")
-# Deployment fields a model without `route:` may give at top level for its single deployment: every field
-# `_deployment` reads except `kind`/`provider` (set below), `name` (the model's display name there) and
-# `pricing` (the model's pricing is already every deployment's default).
-_SHORTHAND = (
-    "base_url",
-    "api_key",
-    "provider_model_id",
-    "weight",
-    "region",
-    "rpm",
-    "tpm",
-    "cost_per_second",
-    "max_concurrent",
-    "health_path",
-    "health_check",
-    "health_timeout",
-    "timeouts",
-    "headers",
-    "mock",
+from routing.config.fields import strings
+from routing.config.models_schema import (
+    NAME_PATTERN,
+    SHORTHAND_ONLY,
+    DeploymentFields,
+    ModelFile,
+    ModelsFile,
+    PricingFile,
 )
-_PRICE_FIELDS = ("prompt", "completion", "input_cache_reads", "input_cache_writes", "request", "image")
+from routing.config.schema import ConfigError, DeploymentConfig, MockOptions, ModelConfig, Pricing, Timeouts
+from routing.config.validate import validate
+from routing.config.yamlread import check_url, load_yaml
+
+_NAME = re.compile(NAME_PATTERN)
+_NO_MODELS = ("must list at least one model", "add `models:` with `- id: ...` entries")
+_SPECIAL = {("models", "missing"): _NO_MODELS, ("models", "too_short"): _NO_MODELS}
+Missing = dict[str, tuple[str, ...]]
 
 
 def load_models(path: Path, env: Mapping[str, str]) -> tuple[list[ModelConfig], list[tuple[str, str]], list[str]]:
@@ -43,17 +40,14 @@ def load_models(path: Path, env: Mapping[str, str]) -> tuple[list[ModelConfig], 
     raw = load_yaml(path, "MODELS_CONFIG")
     if raw is None:
         raise ConfigError(file, "", "file is empty", "add a `models:` list")
-    missing: dict[str, tuple[str, ...]] = {}
-    top = Reader(file, "", expand_tree(raw, env, missing))
-    entries = top.items("models")
-    if not entries:
-        raise top.fail("models", "must list at least one model", "add `models:` with `- id: ...` entries")
+    missing: Missing = {}
+    parsed = validate(ModelsFile, expand_tree(raw, env, missing), file, _SPECIAL)
     models: list[ModelConfig] = []
     aliases: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
     warnings: list[str] = []
-    for i, entry in enumerate(entries):
-        model = _model(Reader(file, f"models[{i}]", entry), missing, env, warnings)
+    for i, entry in enumerate(parsed.models):
+        model = _model(file, f"models[{i}]", entry, missing, env, warnings)
         for name in (model.id, *model.aliases):
             if name in seen:
                 raise ConfigError(
@@ -65,134 +59,149 @@ def load_models(path: Path, env: Mapping[str, str]) -> tuple[list[ModelConfig], 
     return models, aliases, warnings
 
 
-def _pricing(reader: Reader, base: Pricing) -> Pricing:
-    if not reader.has("pricing"):
-        return base
-    p = reader.child("pricing")
-    values = {name: p.number(name, getattr(base, name) or 0.0, 0.0) for name in _PRICE_FIELDS}
-    for name in ("input_cache_reads", "input_cache_writes"):
-        if not p.has(name):
-            values[name] = getattr(base, name)
-    return Pricing(**values)
-
-
-def _timeouts(reader: Reader) -> Timeouts:
-    t = reader.child("timeouts")
-    d = Timeouts()
-    return Timeouts(
-        connect=t.number("connect", d.connect, 0.01),
-        first_token=t.number("first_token", d.first_token, 0.01),
-        idle=t.number("idle", d.idle, 0.01),
-        total=t.number("total", d.total, 0.01),
-    )
-
-
-def _model(m: Reader, missing: dict[str, tuple[str, ...]], env: Mapping[str, str], warnings: list[str]) -> ModelConfig:
-    model_id = m.text("id")
-    pricing = _pricing(m, Pricing())
-    aliases = tuple(a for a in m.strings("aliases") if a != model_id)
-    routes = m.items("route")
-    if not routes:
-        if not m.has("provider") and not m.has("kind"):
-            raise m.fail(
-                "route", "is missing and there is no top-level `provider`", "add a `route:` list of deployments"
-            )
-        routes = [{k: m.data[k] for k in _SHORTHAND if k in m.data}]
-        routes[0]["kind"] = m.data.get("kind") or m.data.get("provider")
-        route_path, single = m.path, True
-    else:
-        route_path, single = f"{m.path}.route", False
+def _model(
+    file: str, path: str, m: ModelFile, missing: Missing, env: Mapping[str, str], warnings: list[str]
+) -> ModelConfig:
+    pricing = _pricing(m.pricing, Pricing())
     deployments: list[DeploymentConfig] = []
     names: set[str] = set()
-    for j, route in enumerate(routes):
-        r = Reader(m.file, route_path if single else f"{route_path}[{j}]", route)
-        dep = _deployment(r, m, model_id, pricing, missing, env)
+    for dep in _deployments(file, path, m, pricing, missing, env):
         name, n = dep.name, 2
         while name in names:
             name, n = f"{dep.name}-{n}", n + 1
         names.add(name)
-        deployments.append(_replace_name(dep, name))
+        deployments.append(dep if dep.name == name else replace(dep, name=name))
         if not dep.enabled:
-            warnings.append(f"{model_id}: deployment {name} disabled: {dep.disabled_reason}")
+            warnings.append(f"{m.id}: deployment {name} disabled: {dep.disabled_reason}")
     if not any(d.weight > 0 for d in deployments if d.enabled) and any(d.enabled for d in deployments):
-        warnings.append(f"{model_id}: every enabled deployment has weight 0; traffic is split equally")
+        warnings.append(f"{m.id}: every enabled deployment has weight 0; traffic is split equally")
     return ModelConfig(
-        id=model_id,
-        name=m.text("name", model_id),
+        id=m.id,
+        name=m.name or m.id,
         deployments=tuple(deployments),
-        aliases=aliases,
-        context_length=m.integer("context_length", 8192, 1),
-        max_output_length=m.integer("max_output_length", 4096, 1),
+        aliases=tuple(a for a in strings(m.aliases) if a != m.id),
+        context_length=m.context_length,
+        max_output_length=m.max_output_length,
         pricing=pricing,
-        supported_params=m.strings("supported_params"),
-        input_modalities=m.strings("input_modalities") or ("text",),
-        output_modalities=m.strings("output_modalities") or ("text",),
-        quantization=m.text("quantization", "bf16"),
-        description=m.text("description", ""),
-        owned_by=m.text("owned_by", ""),
-        created=m.integer("created", 0),
-        strategy=m.text("strategy", ""),
-        rpm=m.integer("rpm", 0),
-        tpm=m.integer("tpm", 0),
+        supported_params=strings(m.supported_params),
+        input_modalities=strings(m.input_modalities) or ("text",),
+        output_modalities=strings(m.output_modalities) or ("text",),
+        quantization=m.quantization,
+        description=m.description,
+        owned_by=m.owned_by,
+        created=m.created,
+        strategy=m.strategy,
+        rpm=m.rpm,
+        tpm=m.tpm,
     )
+
+
+def _deployments(
+    file: str, path: str, m: ModelFile, pricing: Pricing, missing: Missing, env: Mapping[str, str]
+) -> list[DeploymentConfig]:
+    if not m.route:
+        # the shorthand: the model's own `provider` (or `kind`) and deployment keys make its one deployment
+        key = "kind" if m.kind else "provider"
+        if not m.kind and not m.provider:
+            raise ConfigError(
+                file,
+                f"{path}.route",
+                "is missing and there is no top-level `provider`",
+                "add a `route:` list of deployments",
+            )
+        site = _Site(file, path, key, m.kind or m.provider, "", "", pricing)
+        return [_deployment(site, m, m, missing, env)]
+    stray = [key for key in (*SHORTHAND_ONLY, "kind", "provider") if key in m.model_fields_set]
+    if stray:
+        raise ConfigError(
+            file,
+            f"{path}.{stray[0]}",
+            "applies only to a model without `route:`",
+            f"move `{stray[0]}` into the `route:` entries, or remove it",
+        )
+    return [
+        _deployment(
+            _Site(file, f"{path}.route[{j}]", "kind", r.kind, r.provider, r.name, _pricing(r.pricing, pricing)),
+            r,
+            m,
+            missing,
+            env,
+        )
+        for j, r in enumerate(m.route)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Site:
+    """Where a deployment is written, and the keys only a `route:` entry has (empty in the shorthand)."""
+
+    file: str
+    path: str
+    kind_key: str  # the key that named the kind: `kind`, or a shorthand model's `provider`
+    kind: str
+    provider: str
+    name: str
+    pricing: Pricing
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}"
+
+    def fail(self, key: str, problem: str, fix: str) -> ConfigError:
+        return ConfigError(self.file, self.at(key), problem, fix)
 
 
 def _deployment(
-    r: Reader, m: Reader, model_id: str, pricing: Pricing, missing: dict[str, tuple[str, ...]], env: Mapping[str, str]
+    site: _Site, d: DeploymentFields, m: ModelFile, missing: Missing, env: Mapping[str, str]
 ) -> DeploymentConfig:
-    kind = r.text("kind")
-    spec = kind_spec(kind)
+    spec = kind_spec(site.kind)
     if spec is None:
-        raise r.fail("kind", f"unknown kind {kind!r}", f"use one of: {', '.join(sorted(KINDS))}")
+        raise site.fail(site.kind_key, f"unknown kind {site.kind!r}", f"use one of: {', '.join(sorted(KINDS))}")
     reasons: list[str] = []
-    url_missing = missing.get(r.at("base_url"), ())
-    base_url = r.text("base_url", "") or spec.default_base_url
+    url_missing = missing.get(site.at("base_url"), ())
+    base_url = d.base_url or spec.default_base_url
     if url_missing:
         reasons.append(f"base_url needs {', '.join(url_missing)}, which is not set")
     elif not base_url:
-        raise r.fail("base_url", f"is required for kind {kind!r}", "add `base_url: http://host:port/v1`")
+        raise site.fail("base_url", f"is required for kind {site.kind!r}", "add `base_url: http://host:port/v1`")
     elif not spec.in_process:
-        base_url = check_url(r, "base_url", base_url)
-    api_key = r.text("api_key", "").strip() or None
-    key_missing = missing.get(r.at("api_key"), ())
+        base_url = check_url(site.file, site.at("base_url"), base_url)
+    api_key = d.api_key.strip() or None
+    key_missing = missing.get(site.at("api_key"), ())
     if spec.key_required and not api_key:
         reasons.append(f"api_key needs {', '.join(key_missing)}, which is not set" if key_missing else "no api_key")
-    weight = r.number("weight", 1.0, 0.0)
-    provider = r.text("provider", spec.provider) if r.path != m.path else spec.provider
-    tpm = r.integer("tpm", 0) or _env_tpm(r, provider, env)
-    mock = r.child("mock")
+    provider = site.provider or spec.provider
     return DeploymentConfig(
-        name=_default_name(r, spec.provider, base_url, spec.in_process),
-        model_id=model_id,
-        kind=kind,
+        name=_name(site, spec.provider, base_url, spec.in_process),
+        model_id=m.id,
+        kind=site.kind,
         provider=provider,
         base_url=base_url,
-        provider_model_id=r.text("provider_model_id", m.text("provider_model_id", model_id)),
-        weight=weight,
+        provider_model_id=d.provider_model_id or m.provider_model_id or m.id,
+        weight=d.weight,
         api_key=api_key,
         enabled=not reasons,
         disabled_reason="; ".join(reasons),
-        pricing=_pricing(r, pricing),
-        timeouts=_timeouts(r),
-        region=r.text("region", ""),
-        cost_per_second=r.number("cost_per_second", 0.0, 0.0),
-        max_concurrent=r.integer("max_concurrent", 0),
-        rpm=r.integer("rpm", 0),
-        tpm=tpm,
-        health_path=r.text("health_path", ""),
-        health_interval=r.number("health_check", 0.0, 0.0),
-        health_timeout=_health_timeout(r),
-        headers=tuple((str(k), str(v)) for k, v in r.child("headers").data.items()),
-        mock=MockOptions(
-            ttft_ms=mock.number("ttft_ms", 0.0, 0.0),
-            chunk_delay_ms=mock.number("chunk_delay_ms", 0.0, 0.0),
-            completion_tokens=mock.integer("completion_tokens", 16, 1),
-            reply=mock.text("reply", ""),
-        ),
+        pricing=site.pricing,
+        timeouts=Timeouts(**d.timeouts.model_dump()),
+        region=d.region,
+        cost_per_second=d.cost_per_second,
+        max_concurrent=d.max_concurrent,
+        rpm=d.rpm,
+        tpm=d.tpm or _env_tpm(site, provider, env),
+        health_path=d.health_path,
+        health_interval=d.health_check,
+        health_timeout=_health_timeout(site, d.health_timeout),
+        headers=tuple(d.headers.items()),
+        mock=MockOptions(**d.mock.model_dump()),
     )
 
 
-def _env_tpm(r: Reader, provider: str, env: Mapping[str, str]) -> int:
+def _pricing(p: PricingFile, base: Pricing) -> Pricing:
+    """Prices given here over the ones of `base` (a deployment's over its model's)."""
+    return Pricing(**{name: getattr(base, name) if value is None else value for name, value in p})
+
+
+def _env_tpm(site: _Site, provider: str, env: Mapping[str, str]) -> int:
     """The `<PROVIDER>_TPM_LIMIT` default for a deployment that sets no `tpm` (0 when unset)."""
     name = f"{provider.upper()}_TPM_LIMIT"
     value = env.get(name, "").strip()
@@ -203,17 +212,16 @@ def _env_tpm(r: Reader, provider: str, env: Mapping[str, str]) -> int:
     except ValueError:
         tpm = -1
     if tpm < 0:
-        raise r.fail(
+        raise site.fail(
             "tpm", f"environment variable {name}={value!r} must be a whole number >= 0", f"fix or unset {name}"
         )
     return tpm
 
 
-def _health_timeout(r: Reader) -> float:
+def _health_timeout(site: _Site, value: float) -> float:
     # 0 (or absent) means routing.yaml's `timeout`; a probe that may not wait at all would always fail
-    value = r.number("health_timeout", 0.0, 0.0)
     if 0 < value < 0.01:
-        raise r.fail(
+        raise site.fail(
             "health_timeout",
             f"must be 0 (use routing.yaml timeout) or >= 0.01 s, got {value:g}",
             "write e.g. `health_timeout: 2`",
@@ -221,16 +229,11 @@ def _health_timeout(r: Reader) -> float:
     return value
 
 
-def _default_name(r: Reader, provider: str, base_url: str, in_process: bool) -> str:
-    if r.has("name"):
-        name = r.text("name")
-        if not _NAME.match(name):
-            raise r.fail("name", f"{name!r} has characters other than letters, digits and ._@:+-", "rename it")
-        return name
+def _name(site: _Site, provider: str, base_url: str, in_process: bool) -> str:
+    if site.name:
+        if not _NAME.match(site.name):
+            raise site.fail("name", f"{site.name!r} has characters other than letters, digits and ._@:+-", "rename it")
+        return site.name
     if in_process or not base_url:
         return provider
     return f"{provider}@{urlsplit(base_url).netloc}"
-
-
-def _replace_name(dep: DeploymentConfig, name: str) -> DeploymentConfig:
-    return dep if dep.name == name else replace(dep, name=name)

@@ -1,15 +1,24 @@
-"""routing.yaml (optional): strategy, local fraction, health checks, local and remote endpoint groups."""
+"""routing.yaml (optional): strategy, local fraction, health checks, local and remote endpoint groups.
+
+`RoutingFile` (routing_schema.py) checks keys, types and bounds; this module checks strategy names against
+each other and endpoint groups against the models, and skips entries whose endpoint variable is unset.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from routing.config.envexpand import expand_tree
-from routing.config.schema import EndpointGroup, RoutingConfig, StrategyConfig
-from routing.config.yamlread import Reader, check_url, load_yaml
+from routing.config.fields import strings
+from routing.config.routing_schema import STRATEGY_KINDS, EndpointGroupFile, RoutingFile, StrategyFile
+from routing.config.schema import ConfigError, EndpointGroup, RoutingConfig, StrategyConfig
+from routing.config.validate import validate
+from routing.config.yamlread import check_url, load_yaml
 
-STRATEGY_KINDS = ("fixed", "weighted", "cost", "latency")
+_GROUPS = ("local_deployment", "remote_deployment")
+_UNSET = "unset"  # stands in for an endpoint whose variable is unset, so the rest of its entry is still checked
 
 
 def load_routing(path: Path, env: Mapping[str, str], model_ids: set[str]) -> RoutingConfig:
@@ -19,72 +28,78 @@ def load_routing(path: Path, env: Mapping[str, str], model_ids: set[str]) -> Rou
     if raw is None:
         return RoutingConfig(source=file)
     missing: dict[str, tuple[str, ...]] = {}
-    top = Reader(file, "", expand_tree(raw, env, missing))
+    parsed = validate(RoutingFile, _placehold(expand_tree(raw, env, missing), missing), file)
     warnings: list[str] = []
-    strategies = _strategies(top)
+    strategies = tuple(_strategy(file, name, s) for name, s in parsed.strategies.items())
     names = {s.name for s in strategies} | set(STRATEGY_KINDS)
-    strategy = top.text("routing_strategy", "fixed")
-    if strategy not in names:
-        raise top.fail("routing_strategy", f"unknown strategy {strategy!r}", f"use one of: {', '.join(sorted(names))}")
-    params = top.child("routing_parameter")
-    model_strategies: list[tuple[str, str]] = []
-    per_model = top.child("model_strategies")
-    for model_id, name in per_model.data.items():
-        if str(name) not in names:
-            raise per_model.fail(str(model_id), f"unknown strategy {name!r}", f"use one of: {', '.join(sorted(names))}")
-        if str(model_id) not in model_ids:
+    choices = f"use one of: {', '.join(sorted(names))}"
+    if parsed.routing_strategy not in names:
+        raise ConfigError(file, "routing_strategy", f"unknown strategy {parsed.routing_strategy!r}", choices)
+    for model_id, name in parsed.model_strategies.items():
+        if name not in names:
+            raise ConfigError(file, f"model_strategies.{model_id}", f"unknown strategy {name!r}", choices)
+        if model_id not in model_ids:
             warnings.append(f"{file}: model_strategies.{model_id}: no such model in models.yaml; ignored")
-        model_strategies.append((str(model_id), str(name)))
     return RoutingConfig(
-        strategy=strategy,
-        local_fraction=params.number("local_fraction", 0.5, 0.0, 1.0),
-        timeout=top.number("timeout", 2.0, 0.0),
-        health_check=top.number("health_check", 0.0, 0.0),
-        local=_groups(top, "local_deployment", missing, model_ids, warnings),
-        remote=_groups(top, "remote_deployment", missing, model_ids, warnings),
+        strategy=parsed.routing_strategy,
+        local_fraction=parsed.routing_parameter.local_fraction,
+        timeout=parsed.timeout,
+        health_check=parsed.health_check,
+        local=_groups(file, "local_deployment", parsed.local_deployment, missing, model_ids, warnings),
+        remote=_groups(file, "remote_deployment", parsed.remote_deployment, missing, model_ids, warnings),
         strategies=strategies,
-        model_strategies=tuple(model_strategies),
+        model_strategies=tuple(parsed.model_strategies.items()),
         source=file,
         warnings=tuple(warnings),
     )
 
 
-def _strategies(top: Reader) -> tuple[StrategyConfig, ...]:
-    section = top.child("strategies")
-    result: list[StrategyConfig] = []
-    for name in section.data:
-        s = section.child(str(name))
-        kind = s.text("kind", "fixed")
-        if kind not in STRATEGY_KINDS:
-            raise s.fail("kind", f"unknown strategy kind {kind!r}", f"use one of: {', '.join(STRATEGY_KINDS)}")
-        weights = s.child("weights")
-        result.append(
-            StrategyConfig(
-                name=str(name),
-                kind=kind,
-                local_fraction=s.number("local_fraction", 0.5, 0.0, 1.0),
-                weights=tuple((str(k), weights.number(str(k), 0.0, 0.0)) for k in weights.data),
-            )
+def _placehold(data: Any, missing: Mapping[str, tuple[str, ...]]) -> Any:
+    """Give endpoints whose variable is unset a stand-in value; `_groups` skips those entries after validation."""
+    if not isinstance(data, dict):
+        return data
+    for key in _GROUPS:
+        items = data.get(key)
+        if isinstance(items, list):
+            data[key] = [
+                {**item, "endpoint": _UNSET} if isinstance(item, dict) and f"{key}[{i}].endpoint" in missing else item
+                for i, item in enumerate(items)
+            ]
+    return data
+
+
+def _strategy(file: str, name: str, s: StrategyFile) -> StrategyConfig:
+    if s.kind not in STRATEGY_KINDS:
+        raise ConfigError(
+            file,
+            f"strategies.{name}.kind",
+            f"unknown strategy kind {s.kind!r}",
+            f"use one of: {', '.join(STRATEGY_KINDS)}",
         )
-    return tuple(result)
+    return StrategyConfig(name=name, kind=s.kind, local_fraction=s.local_fraction, weights=tuple(s.weights.items()))
 
 
 def _groups(
-    top: Reader, key: str, missing: dict[str, tuple[str, ...]], model_ids: set[str], warnings: list[str]
+    file: str,
+    key: str,
+    items: list[EndpointGroupFile],
+    missing: Mapping[str, tuple[str, ...]],
+    model_ids: set[str],
+    warnings: list[str],
 ) -> tuple[EndpointGroup, ...]:
     groups: list[EndpointGroup] = []
-    for i, item in enumerate(top.items(key)):
-        g = Reader(top.file, f"{key}[{i}]", item)
-        unset = missing.get(g.at("endpoint"))
+    for i, item in enumerate(items):
+        path = f"{key}[{i}]"
+        unset = missing.get(f"{path}.endpoint")
         if unset:
-            warnings.append(f"{top.file}: {g.at('endpoint')}: {', '.join(unset)} is not set; entry skipped")
+            warnings.append(f"{file}: {path}.endpoint: {', '.join(unset)} is not set; entry skipped")
             continue
-        endpoint = check_url(g, "endpoint", g.text("endpoint"))
-        models = g.strings("models")
+        endpoint = check_url(file, f"{path}.endpoint", item.endpoint)
+        models = strings(item.models)
         if not models:
-            raise g.fail("models", "must list at least one model id", "add `models: [model-id]`")
+            raise ConfigError(file, f"{path}.models", "must list at least one model id", "add `models: [model-id]`")
         for model in models:
             if model not in model_ids:
-                warnings.append(f"{top.file}: {g.at('models')}: {model!r} is not in models.yaml; ignored")
+                warnings.append(f"{file}: {path}.models: {model!r} is not in models.yaml; ignored")
         groups.append(EndpointGroup(endpoint=endpoint, models=models))
     return tuple(groups)
