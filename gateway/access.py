@@ -1,23 +1,43 @@
-"""Who may call what: client API keys for the model API, an admin key for operator routes. Pure decisions."""
+"""Who may call what: each route declares an access level, and these pure decisions apply it.
+
+Levels: `public` (health, readiness, the Maps script), `client` (the model APIs: a client key when any is
+configured), `admin` (operator routes: the admin key, or with none configured a direct call from this host),
+`metrics` (admin, unless METRICS_PUBLIC opens it to scrapers). A route that declares no level cannot be
+added to the app (gateway/routes.py): nothing is public by default.
+"""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-CLIENT_PREFIXES = ("/v1/", "/api/v1/chat/", "/api/v1/models")
-CLIENT_PATHS = frozenset({"/chat/completions", "/completion", "/models", "/inference", "/ws", "/providers"})
-ADMIN_PREFIXES = ("/routing", "/stats", "/api/v1/generation", "/metrics", "/admin")
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 # Headers a reverse proxy adds: a call that carries one came from elsewhere, even when the socket is loopback.
 PROXY_HEADERS = frozenset({b"x-forwarded-for", b"x-real-ip", b"forwarded", b"cf-connecting-ip"})
+_KEY_NAME = re.compile(r"^[A-Za-z0-9._@+-]+$")
+
+
+class Access(enum.Enum):
+    """What a route asks of a caller."""
+
+    PUBLIC = "public"
+    CLIENT = "client"
+    ADMIN = "admin"
+    METRICS = "metrics"
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.strip().encode()).hexdigest()
+
+
+def key_label(digest: str) -> str:
+    """The name a bare key goes by in logs and rows: a short prefix of its hash, never the key."""
+    return f"key-{digest[:8]}"
 
 
 class AccessConfigError(ValueError):
@@ -48,31 +68,28 @@ class AccessPolicy:
         return not self.client_keys
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> AccessPolicy:
-        keys: list[tuple[str, str]] = []
-        for i, item in enumerate(p for p in env.get("GATEWAY_API_KEYS", "").split(",") if p.strip()):
-            name, sep, key = item.strip().partition(":")
-            if not sep or not name or not key:
-                raise AccessConfigError(f"GATEWAY_API_KEYS entry {i + 1} must be name:key")
-            keys.append((name, hash_key(key)))
-        path = env.get("GATEWAY_KEYS_FILE", "").strip()
-        if path:
-            keys.extend(_read_keys_file(Path(path)))
-        admin = env.get("ADMIN_API_KEY", "").strip()
-        public = env.get("METRICS_PUBLIC", "false").strip().lower() in {"1", "true", "yes"}
-        return cls(client_keys=tuple(keys), admin_key_hash=hash_key(admin) if admin else "", metrics_public=public)
+    def build(cls, api_keys: str, keys_file: str, admin_key: str, metrics_public: bool) -> AccessPolicy:
+        """From GATEWAY_API_KEYS (`key` or `name:key`, comma separated), GATEWAY_KEYS_FILE and ADMIN_API_KEY."""
+        keys = [_client_key(i, item.strip()) for i, item in enumerate(p for p in api_keys.split(",") if p.strip())]
+        if keys_file.strip():
+            keys.extend(_read_keys_file(Path(keys_file.strip())))
+        admin = admin_key.strip()
+        return cls(
+            client_keys=tuple(keys), admin_key_hash=hash_key(admin) if admin else "", metrics_public=metrics_public
+        )
 
     def decide(
-        self, path: str, authorization: str, client_ip: str, headers: Iterable[tuple[bytes, bytes]] = ()
+        self, access: Access, authorization: str, client_ip: str, headers: Iterable[tuple[bytes, bytes]] = ()
     ) -> Decision:
-        """Allow or refuse one call; `headers` are the raw ASGI request headers (read only for keyless admin)."""
-        if path.startswith(ADMIN_PREFIXES):
-            if path.startswith("/metrics") and self.metrics_public:
-                return Decision(True)
-            return self._admin(authorization, client_ip, headers)
-        if path in CLIENT_PATHS or path.startswith(CLIENT_PREFIXES):
+        """Allow or refuse one call to a route of level `access`; `headers` are the raw ASGI request headers
+        (read only for keyless admin)."""
+        if access is Access.PUBLIC:
+            return Decision(True)
+        if access is Access.CLIENT:
             return self._client(authorization)
-        return Decision(True)
+        if access is Access.METRICS and self.metrics_public:
+            return Decision(True)
+        return self._admin(authorization, client_ip, headers)
 
     def _client(self, authorization: str) -> Decision:
         if self.open:
@@ -125,12 +142,29 @@ def bearer(authorization: str) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+def _client_key(index: int, item: str) -> tuple[str, str]:
+    """One GATEWAY_API_KEYS entry: `name:key`, or a bare key (the form vLLM's --api-key and most gateways take),
+    named by its hash prefix."""
+    name, sep, key = item.partition(":")
+    if sep and _KEY_NAME.match(name) and key.strip():
+        return name, hash_key(key)
+    if sep and (not name or not key.strip()):
+        raise AccessConfigError(
+            f"environment variable GATEWAY_API_KEYS: entry {index + 1} has an empty name or key. "
+            "Fix: write `key` or `name:key`, comma separated"
+        )
+    digest = hash_key(item)
+    return key_label(digest), digest
+
+
 def _read_keys_file(path: Path) -> list[tuple[str, str]]:
     """Lines `name sha256:<hex>` (comments with #); keys are stored hashed, never in plain text."""
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
-        raise AccessConfigError(f"GATEWAY_KEYS_FILE {path}: cannot read ({exc.strerror})") from None
+        raise AccessConfigError(
+            f"environment variable GATEWAY_KEYS_FILE: cannot read {path} ({exc.strerror}). Fix: check the path"
+        ) from None
     keys: list[tuple[str, str]] = []
     for number, line in enumerate(lines, 1):
         line = line.split("#", 1)[0].strip()
@@ -140,7 +174,7 @@ def _read_keys_file(path: Path) -> list[tuple[str, str]]:
         digest = digest.strip().removeprefix("sha256:")
         if not name or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise AccessConfigError(
-                f"{path}:{number}: expected `name sha256:<64 hex>`; make one with `gateway hash-key NAME`"
+                f"{path}:{number}: expected `name sha256:<64 hex>`. Fix: make the line with `gateway hash-key NAME`"
             )
         keys.append((name, digest))
     return keys

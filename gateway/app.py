@@ -1,4 +1,5 @@
-"""The app factory. `uvicorn gateway.app:app` serves the shipped config; tests call create_app(settings)."""
+"""The app factory. `uvicorn gateway.app:app` (or `--factory gateway.app:create_app`) serves the configured
+gateway; tests call create_app(settings). Every route declares its access level (gateway/routes.py)."""
 
 from __future__ import annotations
 
@@ -7,81 +8,130 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute
+from starlette.types import Message, Receive, Scope, Send
 
-from gateway.access import AccessConfigError, AccessPolicy
+from gateway.access import Access, AccessPolicy
 from gateway.beacon import endpoints as beacon
 from gateway.beacon import maps, ws
-from gateway.errors import APIError, api_error_handler, http_error_handler, unhandled_error_handler
-from gateway.guard import GuardMiddleware
+from gateway.edge import HeaderLimitMiddleware
+from gateway.errors import gateway_error_handler, http_error_handler, unhandled_error_handler
 from gateway.lifespan import Services, running_services
 from gateway.logs import configure_logging
 from gateway.middleware import RequestIdMiddleware
-from gateway.openai import endpoints as chat
-from gateway.openai import models
+from gateway.openai import endpoints as openai_api
 from gateway.ops import admin, health, metrics, stats
 from gateway.ops.reload import reload_config
-from gateway.settings import Settings
+from gateway.routes import GuardedRoute, GuardedWebSocketRoute, unguarded
+from gateway.settings import Settings, SettingsError
 from routing.config.schema import ConfigError
+from routing.errors import GatewayError
 
 log = logging.getLogger("gateway")
+STARTUP_ERRORS = (ConfigError, SettingsError)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the ASGI app; config is loaded in the lifespan, so a bad file stops start-up with its message."""
-    resolved = settings or Settings.from_env()
+def routes() -> list[BaseRoute]:
+    """Every route of the gateway, each with the access level it needs."""
+    client, admin_only, public = Access.CLIENT, Access.ADMIN, Access.PUBLIC
+    post, get = ["POST"], ["GET"]
+    return [
+        # OpenAI / OpenRouter
+        GuardedRoute("/v1/chat/completions", openai_api.chat_completions, access=client, methods=post),
+        GuardedRoute("/chat/completions", openai_api.chat_completions, access=client, methods=post),
+        GuardedRoute("/api/v1/chat/completions", openai_api.chat_completions, access=client, methods=post),
+        GuardedRoute("/v1/completions", openai_api.completions, access=client, methods=post),
+        GuardedRoute("/completion", openai_api.completions, access=client, methods=post),
+        GuardedRoute("/v1/models", openai_api.list_models, access=client, methods=get),
+        GuardedRoute("/models", openai_api.list_models, access=client, methods=get),
+        GuardedRoute("/api/v1/models", openai_api.list_models, access=client, methods=get),
+        # Project Beacon
+        GuardedRoute("/inference", beacon.inference, access=client, methods=post, refusal=beacon.refusal),
+        GuardedRoute("/v1/inference", beacon.inference, access=client, methods=post, refusal=beacon.refusal),
+        GuardedRoute("/providers", beacon.providers, access=client, methods=get, refusal=beacon.refusal),
+        GuardedRoute("/ws", ws.ws_hint, access=client, methods=get),
+        GuardedWebSocketRoute("/ws", ws.websocket, access=client),
+        GuardedRoute("/maps/api.js", maps.maps_script, access=public, methods=get),
+        # operators
+        GuardedRoute("/health", health.health, access=public, methods=get),
+        GuardedRoute("/ready", health.ready, access=public, methods=get),
+        GuardedRoute("/routing", admin.routing_table, access=admin_only, methods=get),
+        GuardedRoute("/routing", admin.change_routing, access=admin_only, methods=post),
+        GuardedRoute("/admin/routing", admin.routing_table, access=admin_only, methods=get),
+        GuardedRoute("/stats", stats.stats, access=admin_only, methods=get),
+        GuardedRoute("/admin/stats", stats.stats, access=admin_only, methods=get),
+        GuardedRoute("/api/v1/generation", stats.generation, access=admin_only, methods=get),
+        GuardedRoute("/metrics", metrics.metrics, access=Access.METRICS, methods=get),
+    ]
+
+
+class Gateway(Starlette):
+    """The Starlette app, whose failed start-up says its one line (file, field, fix) instead of a traceback."""
+
+    startup_error: Exception | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+
+        async def send_plainly(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and self.startup_error is not None:
+                message = {**message, "message": f"configuration error: {self.startup_error}"}
+                # the cause was said; uvicorn's generic "Application startup failed. Exiting." would be a second line
+                logging.getLogger("uvicorn.error").addFilter(_said_once)
+            await send(message)
+
+        await super().__call__(scope, receive, send_plainly)
+
+
+def _said_once(record: logging.LogRecord) -> bool:
+    return record.getMessage() != "Application startup failed. Exiting."
+
+
+def create_app(settings: Settings | None = None, *, own_logging: bool = True) -> Gateway:
+    """Build the ASGI app. Settings and config are checked at start-up, so a bad variable or file stops it with
+    one message. `own_logging=False` leaves logging as the caller set it up (tests)."""
+    deferred: SettingsError | None = None
+    if settings is None:
+        try:
+            settings = Settings.from_env()
+        except SettingsError as exc:
+            deferred, settings = exc, Settings(env={})
+    resolved = settings
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if resolved.env.get("GATEWAY_CONFIGURE_LOGGING") == "1":
-            configure_logging(resolved.env.get("LOG_LEVEL", "INFO"), resolved.env.get("LOG_FORMAT", "json").lower())
+    async def lifespan(app: Gateway) -> AsyncIterator[None]:
+        if own_logging:
+            configure_logging(resolved.log_level, resolved.log_format)
         try:
-            app.state.access = AccessPolicy.from_env(resolved.env)
-            announce_access(app.state.access)
+            if deferred is not None:
+                raise deferred
+            app.state.access = resolved.access
+            announce_access(resolved.access)
             async with running_services(resolved) as services:
                 app.state.services = services
                 async with publishing_call_log(services):
                     with reload_on_sighup(services):
                         yield
-        except (ConfigError, AccessConfigError) as exc:
-            log.error("configuration error: %s", exc)
+        except STARTUP_ERRORS as exc:
+            app.startup_error = exc
             raise
 
-    routes = [
-        Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
-        Route("/chat/completions", chat.chat_completions, methods=["POST"]),
-        Route("/api/v1/chat/completions", chat.chat_completions, methods=["POST"]),
-        Route("/v1/completions", chat.completions, methods=["POST"]),
-        Route("/completion", chat.completions, methods=["POST"]),
-        Route("/v1/models", models.list_models, methods=["GET"]),
-        Route("/models", models.list_models, methods=["GET"]),
-        Route("/api/v1/models", models.list_models, methods=["GET"]),
-        Route("/inference", beacon.inference, methods=["POST"]),
-        Route("/v1/inference", beacon.inference, methods=["POST"]),
-        Route("/providers", beacon.providers, methods=["GET"]),
-        Route("/ws", ws.ws_hint, methods=["GET"]),
-        WebSocketRoute("/ws", ws.websocket),
-        Route("/maps/api.js", maps.maps_script, methods=["GET"]),
-        Route("/health", health.health, methods=["GET"]),
-        Route("/ready", health.ready, methods=["GET"]),
-        Route("/routing", admin.routing_table, methods=["GET"]),
-        Route("/routing", admin.change_routing, methods=["POST"]),
-        Route("/admin/routing", admin.routing_table, methods=["GET"]),
-        Route("/stats", stats.stats, methods=["GET"]),
-        Route("/metrics", metrics.metrics, methods=["GET"]),
-        Route("/admin/stats", stats.stats, methods=["GET"]),
-        Route("/api/v1/generation", stats.generation, methods=["GET"]),
-    ]
-    return Starlette(
-        routes=routes,
+    table = routes()
+    if missing := unguarded(table):
+        raise RuntimeError(f"routes without an access level: {', '.join(missing)}")
+    return Gateway(
+        routes=table,
         middleware=edge_middleware(resolved),
         exception_handlers={
-            APIError: api_error_handler,
+            GatewayError: gateway_error_handler,
             HTTPException: http_error_handler,
             Exception: unhandled_error_handler,
         },
@@ -90,7 +140,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 
 def edge_middleware(settings: Settings) -> list[Middleware]:
-    """Request id outermost, then CORS (so preflights are answered before auth), then the guard."""
+    """Request id outermost, then CORS (so preflights are answered before any route's guard), then the header
+    limit. Access is checked by each route's own middleware."""
     stack = [Middleware(RequestIdMiddleware)]
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins
@@ -104,7 +155,7 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
                 expose_headers=["x-request-id", "x-gateway-deployment", "x-gateway-provider", "retry-after"],
             )
         )
-    stack.append(Middleware(GuardMiddleware, max_header_bytes=settings.max_header_bytes))
+    stack.append(Middleware(HeaderLimitMiddleware, max_header_bytes=settings.max_header_bytes))
     return stack
 
 
@@ -162,4 +213,8 @@ def announce_access(policy: AccessPolicy) -> None:
         log.warning("ADMIN_API_KEY is not set: admin routes (/routing, /stats, /metrics...) answer only this host")
 
 
-app = create_app()
+def __getattr__(name: str) -> Any:
+    """`gateway.app:app`, built when first asked for (as `uvicorn gateway.app:app` does), not at import."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

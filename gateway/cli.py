@@ -1,4 +1,5 @@
-"""`gateway serve` runs the gateway under uvicorn; `gateway check-config` validates and prints the routing table."""
+"""The `gateway` command: `serve` runs it under uvicorn, `check-config` validates the config and prints the routing
+table, `hash-key` makes a client key, `logs` shows the call log."""
 
 from __future__ import annotations
 
@@ -6,14 +7,9 @@ import argparse
 import os
 import sys
 
-from gateway.settings import Settings
+from gateway.server import STARTUP_FAILURE
+from gateway.settings import Settings, SettingsError
 from routing.config.schema import ConfigError
-
-
-def _configure_logging() -> None:
-    from gateway.logs import configure_logging
-
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json").lower())
 
 
 def check_config(settings: Settings) -> int:
@@ -78,28 +74,47 @@ def hash_key_command(name: str, key: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description="Hybrid LLM inference gateway")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
-    serve.add_argument("--graceful-timeout", type=float, default=float(os.environ.get("GRACEFUL_TIMEOUT", "30")))
+    serve = sub.add_parser("serve", help="run the gateway (defaults from HOST, PORT, WORKERS, GRACEFUL_TIMEOUT)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--graceful-timeout", type=float)
     sub.add_parser("check-config", help="validate config/models.yaml and routing.yaml and print the routing table")
     hasher = sub.add_parser("hash-key", help="make a client key and its GATEWAY_KEYS_FILE line (stored hashed)")
     hasher.add_argument("name", help="the key's name, as it will appear in the call log")
     hasher.add_argument("--stdin", action="store_true", help="read the key from standard input instead of generating")
+    logs = sub.add_parser("logs", help="show the call log: recent calls, usage per model, errors, one conversation")
+    logs.add_argument("rest", nargs=argparse.REMAINDER, help="options of the viewer (gateway logs --help)")
     args = parser.parse_args(argv)
-    _configure_logging()
-    if args.command == "check-config":
-        return check_config(Settings.from_env())
     if args.command == "hash-key":
         return hash_key_command(args.name, sys.stdin.readline().strip() if args.stdin else "")
+    if args.command == "logs":
+        from gateway.calllog.viewer import main as view_logs
+        from gateway.settings import ROOT, load_env
+
+        return view_logs(args.rest, "gateway logs", load_env(ROOT), ROOT)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 1 if args.command == "check-config" else STARTUP_FAILURE
+    from gateway.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "check-config":
+        return check_config(settings)
     from gateway.server import run_server
 
-    if wants_multiprocess_metrics(args.workers):
+    server = settings.server
+    workers = args.workers or server.workers
+    if wants_multiprocess_metrics(workers):
         use_multiprocess_metrics()
-    os.environ["GATEWAY_CONFIGURE_LOGGING"] = "1"  # worker processes configure their own logging at start-up
     return run_server(
-        args.host, args.port, args.workers, args.graceful_timeout, os.environ.get("FORWARDED_ALLOW_IPS", "").strip()
+        args.host or server.host,
+        server.port if args.port is None else args.port,
+        workers,
+        server.graceful_timeout if args.graceful_timeout is None else args.graceful_timeout,
+        server.forwarded_allow_ips,
     )
 
 

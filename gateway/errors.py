@@ -1,9 +1,14 @@
-"""One error tree for the HTTP edge and the one place that turns errors into OpenAI-style JSON responses."""
+"""The gateway's own refusals (APIError) on the one error tree, and OpenAI's rendering of any error on it.
+
+Status, category and code live on the error (routing/errors.py); this module and each surface's renderer
+(Beacon's in gateway/beacon/flow.py) only turn them into bytes. The app's exception handlers answer in OpenAI's
+shape; a surface that speaks another shape renders its errors itself before they reach them.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -11,23 +16,26 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from routing.errors import ClientRequestError, RateLimited, RoutingError
+from routing.errors import Category, GatewayError, category_of_status
 
 log = logging.getLogger("gateway")
 
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "invalid_request_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
+OPENAI_TYPES: Mapping[Category, str] = {
+    "invalid_request": "invalid_request_error",
+    "authentication": "authentication_error",
+    "permission": "permission_error",
+    "not_found": "invalid_request_error",
+    "too_large": "invalid_request_error",
+    "rate_limited": "rate_limit_error",
+    "unavailable": "server_error",
+    "upstream": "server_error",
+    "timeout": "server_error",
+    "internal": "server_error",
 }
 
 
-class APIError(Exception):
-    """An error the gateway answers with: HTTP status, OpenAI error type, code and the offending param."""
+class APIError(GatewayError):
+    """A refusal of the gateway's own: HTTP status, code, the offending param and extra response headers."""
 
     def __init__(
         self,
@@ -35,38 +43,30 @@ class APIError(Exception):
         message: str,
         code: str | None = None,
         param: str | None = None,
-        headers: dict[str, str] | None = None,
-        type_: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        category: Category | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.param = status, message, code, param
-        self.headers = headers or {}
-        self.type = type_ or _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-    def response(self) -> Response:
-        return Response(orjson.dumps(self.body()), self.status, self.headers, media_type="application/json")
+        super().__init__(message, headers)
+        self.status, self.code, self.param = status, code, param
+        self.category = category or category_of_status(status)
 
 
-def from_routing(exc: RoutingError) -> APIError:
-    """Translate an executor error once, at the boundary."""
-    headers: dict[str, str] = {}
-    if isinstance(exc, RateLimited):
-        headers.update((k.lower(), v) for k, v in exc.headers.items())
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after and "retry-after" not in headers:
-        headers["retry-after"] = str(max(1, math.ceil(retry_after)))
-    if isinstance(exc, ClientRequestError):
-        upstream = exc.message or "the upstream rejected the request"
-        return APIError(exc.status, upstream, code="upstream_rejected_request", headers=headers)
-    return APIError(exc.status, exc.message, code=exc.code, headers=headers)
+def openai_error(error: GatewayError) -> dict[str, Any]:
+    """OpenAI's error object: `{"error": {message, type, param, code}}`."""
+    kind = OPENAI_TYPES[error.category]
+    return {"error": {"message": error.message, "type": kind, "param": error.param, "code": error.code}}
 
 
-async def api_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, APIError)
-    return exc.response()
+def openai_response(error: GatewayError, extra: Mapping[str, str] | None = None) -> Response:
+    headers = {**error.headers, **(extra or {})}
+    if error.status == 401:
+        headers.setdefault("www-authenticate", "Bearer")
+    return Response(orjson.dumps(openai_error(error)), error.status, headers, media_type="application/json")
+
+
+async def gateway_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return openai_response(exc)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
@@ -74,12 +74,11 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     message = {404: f"no route for {request.method} {request.url.path}", 405: "method not allowed"}.get(
         exc.status_code, str(exc.detail)
     )
-    return APIError(
-        exc.status_code, message, code={404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-    ).response()
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    return openai_response(APIError(exc.status_code, message, code=code), dict(exc.headers or {}))
 
 
 async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id", "-")
     log.error("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id, exc_info=exc)
-    return APIError(500, f"internal error (request {request_id})", code="internal_error").response()
+    return openai_response(APIError(500, f"internal error (request {request_id})", code="internal_error"))

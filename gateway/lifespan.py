@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.calllog.settings import StorageSettings
+from redis.asyncio import Redis
+
 from gateway.calllog.writer import CallLog, build_call_log
 from gateway.settings import Settings
 from gateway.telemetry.deployments import DeploymentState
 from gateway.telemetry.events import EventHub
+from gateway.telemetry.ledger import Bookkeeper, ClientLimits
 from gateway.telemetry.metrics import Metrics, mark_worker_dead
 from routing.config.load import load_config
 from routing.config.schema import GatewayConfig
@@ -22,7 +24,8 @@ from routing.executor import Executor, ExecutorSettings
 from routing.limits.admission import Guards
 from routing.limits.breaker import BreakerBoard
 from routing.limits.ratelimit import InProcessRateLimiter, RateLimiter
-from routing.limits.streams import StreamCap, build_stream_cap
+from routing.limits.ratelimit_redis import RedisRateLimiter
+from routing.limits.streams import LocalStreamCap, RedisStreamCap, StreamCap
 from routing.manager import RoutingManager
 from routing.strategies import Observed
 from routing.upstream.transport import HttpTransport
@@ -45,6 +48,7 @@ class Services:
     deployments: DeploymentState
     limiter: RateLimiter
     events: EventHub
+    books: Bookkeeper
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -75,18 +79,24 @@ def report_config(config: GatewayConfig) -> None:
     log.info("serving %d model(s): %s", len(served), ", ".join(served) or "none")
 
 
-def build_limiter(settings: Settings) -> RateLimiter:
+def build_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
     """Redis when REDIS_URL is set (shared by every worker and replica), else in this process.
 
     A Redis outage fails open (admits, with a warning): the limits protect upstream quotas, and refusing every
     call because the counter store is down would be the worse outage.
     """
-    url = settings.env.get("REDIS_URL", "").strip()
-    if not url:
+    if redis is None:
         return InProcessRateLimiter()
-    from routing.limits.ratelimit_redis import RedisRateLimiter
+    return RedisRateLimiter(redis, prefix=settings.rate_limit_prefix, fail_open=True)
 
-    return RedisRateLimiter.from_url(url, prefix=settings.env.get("RATE_LIMIT_PREFIX", "gw:rl"), fail_open=True)
+
+def build_stream_cap(settings: Settings, redis: Redis | None) -> StreamCap:
+    """Shared through Redis when REDIS_URL is set and a limit is configured, else this worker's own count."""
+    limit = settings.max_streams_per_client
+    if redis is None or not limit:
+        return LocalStreamCap(limit)
+    # a stream's slot is leased for the longest a call may run, so a dead worker's slots come back by then
+    return RedisStreamCap(limit, redis, settings.rate_limit_prefix, settings.deadline + 60.0)
 
 
 @asynccontextmanager
@@ -97,18 +107,13 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     manager = RoutingManager(config)
     transport = HttpTransport(pool_size=settings.pool_size)
     await transport.start()
-    call_log = build_call_log(StorageSettings.from_env(settings.env, settings.root))
+    call_log = build_call_log(settings.storage)
     metrics = Metrics()
-    limiter = build_limiter(settings)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None  # one pool for limits and streams
+    limiter = build_limiter(settings, redis)
     breakers = BreakerBoard(settings.breaker)
     guards = Guards(breakers, limiter)
-    # a stream's slot is leased for the longest a call may run, so a dead worker's slots come back by then
-    stream_cap = build_stream_cap(
-        settings.max_streams_per_client,
-        settings.env.get("REDIS_URL", "").strip(),
-        settings.env.get("RATE_LIMIT_PREFIX", "gw:rl"),
-        settings.deadline + 60.0,
-    )
+    stream_cap = build_stream_cap(settings, redis)
     events = EventHub()
     state = DeploymentState(manager, transport, guards, metrics, events)
     guards.on_state = state.circuit_changed
@@ -138,12 +143,23 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             deployments=state,
             limiter=limiter,
             events=events,
+            books=Bookkeeper(
+                metrics=metrics,
+                events=events,
+                call_log=call_log,
+                stream_cap=stream_cap,
+                limiter=limiter,
+                client_limits=ClientLimits(settings.client_rpm, settings.client_tpm),
+                log_content=settings.log_content,
+            ),
         )
     finally:
         await state.close()
         await call_log.close()
         await limiter.close()
         await stream_cap.close()
+        if redis is not None:
+            await redis.aclose()
         await transport.close()
         if metrics.multiprocess:
             mark_worker_dead(os.getpid())

@@ -1,30 +1,128 @@
-"""Process settings from the environment and `.env`, read once at start-up."""
+"""Every process setting in one typed object, read once at start-up from the environment and `.env`.
+
+`load_env` is the one place `.env` is read. `Settings.from_env` validates every variable the gateway knows
+(gateway/envvars.py: one boolean parser, ranges checked, one error line naming the variable and the fix) and
+groups them: routing bounds, retry, breaker, access, call log (gateway/calllog/settings.py), Maps, server.
+The mapping itself stays on `settings.env`: the config files expand `${VAR}` from it. A reload (SIGHUP or
+`POST /routing {"reload": true}`) re-reads the config files, not the environment: a changed variable, in the
+environment or in `.env`, takes a restart.
+"""
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from dotenv import dotenv_values
+from pydantic import Field, field_validator
 
+from gateway.access import AccessConfigError, AccessPolicy
+from gateway.calllog.settings import StorageSettings
+from gateway.envvars import EnvGroup, Flag, SettingsError, Words, read_env
 from routing.limits.breaker import BreakerConfig
 from routing.retry import DEFAULT_RETRY_ON, RETRYABLE_KINDS, RetryPolicy, parse_retry_on
 
 ROOT = Path(__file__).resolve().parent.parent
-TRUE = {"1", "true", "yes", "on"}
+MAPS_URL = "https://maps.googleapis.com/maps/api/js"
+
+__all__ = ["ROOT", "Settings", "SettingsError", "load_env"]
 
 
 def load_env(root: Path = ROOT) -> dict[str, str]:
-    """The environment with `.env` (at the repo root or the working directory) underneath it."""
+    """The environment with `.env` (at the repo root, then the working directory) underneath it."""
     env: dict[str, str] = {}
     for candidate in (root / ".env", Path.cwd() / ".env"):
         if candidate.is_file():
             env.update({k: v for k, v in dotenv_values(candidate).items() if v is not None})
     env.update(os.environ)
     return env
+
+
+class _Env(EnvGroup):
+    """The gateway's variables (the call log's are in gateway/calllog/settings.py)."""
+
+    models_config: str = Field("", alias="MODELS_CONFIG")
+    routing_config: str = Field("", alias="ROUTING_CONFIG")
+    max_body_bytes: int = Field(20 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1)
+    max_header_bytes: int = Field(32 * 1024, alias="MAX_HEADER_BYTES", ge=1024)
+    max_attempts: int = Field(3, alias="ROUTER_MAX_ATTEMPTS", ge=1)
+    deadline: float = Field(600.0, alias="ROUTER_DEADLINE", gt=0)
+    queue_timeout: float = Field(5.0, alias="ROUTER_QUEUE_TIMEOUT", ge=0)
+    retry_on: str = Field(
+        "",
+        alias="ROUTER_RETRY_ON",
+        description=f"a comma list of {', '.join(RETRYABLE_KINDS)} (or `none`)",
+    )
+    backoff_base: float = Field(0.05, alias="ROUTER_BACKOFF_BASE", ge=0)
+    backoff_cap: float = Field(2.0, alias="ROUTER_BACKOFF_CAP", ge=0)
+    keepalive_interval: float = Field(3.0, alias="STREAM_KEEPALIVE_SECONDS", ge=0.05)
+    pool_size: int = Field(0, alias="UPSTREAM_POOL_SIZE", ge=0)
+    version: str = Field("0.1.0", alias="GIT_SHA")
+    cors_origins: Words = Field((), alias="CORS_ORIGINS")
+    max_streams_per_client: int = Field(64, alias="MAX_STREAMS_PER_CLIENT", ge=0)
+    circuit_failures: int = Field(3, alias="CIRCUIT_FAILURE_THRESHOLD", ge=1)
+    circuit_error_rate: float = Field(0.5, alias="CIRCUIT_ERROR_RATE", gt=0, le=1)
+    circuit_min_calls: int = Field(10, alias="CIRCUIT_MIN_CALLS", ge=1)
+    circuit_window: float = Field(60.0, alias="CIRCUIT_WINDOW_SECONDS", gt=0)
+    circuit_cooldown: float = Field(30.0, alias="CIRCUIT_COOLDOWN_SECONDS", ge=0)
+    client_rpm: int = Field(0, alias="CLIENT_RPM", ge=0)
+    client_tpm: int = Field(0, alias="CLIENT_TPM", ge=0)
+    redis_url: str = Field("", alias="REDIS_URL")
+    rate_limit_prefix: str = Field("gw:rl", alias="RATE_LIMIT_PREFIX")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", alias="LOG_LEVEL")
+    log_format: Literal["json", "text"] = Field("json", alias="LOG_FORMAT")
+    offload: Flag = Field(False, alias="OFFLOAD")
+    metrics_public: Flag = Field(False, alias="METRICS_PUBLIC")
+    api_keys: str = Field("", alias="GATEWAY_API_KEYS", repr=False)
+    keys_file: str = Field("", alias="GATEWAY_KEYS_FILE")
+    admin_key: str = Field("", alias="ADMIN_API_KEY", repr=False)
+    maps_key: str = Field("", alias="GOOGLE_MAPS_API_KEY", repr=False)
+    maps_url: str = Field(MAPS_URL, alias="MAPS_API_URL")
+    maps_cache_seconds: float = Field(3600.0, alias="MAPS_CACHE_SECONDS", ge=0)
+    host: str = Field("0.0.0.0", alias="HOST")
+    port: int = Field(8080, alias="PORT", ge=0, le=65535)
+    workers: int = Field(1, alias="WORKERS", ge=1)
+    graceful_timeout: float = Field(30.0, alias="GRACEFUL_TIMEOUT", ge=0)
+    forwarded_allow_ips: str = Field("", alias="FORWARDED_ALLOW_IPS")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("retry_on")
+    @classmethod
+    def _retry_on(cls, value: str) -> str:
+        parse_retry_on(value)  # ValueError names the bad entry
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class MapsSettings:
+    """The Google Maps script proxy (GET /maps/api.js); off without a key."""
+
+    key: str = field(default="", repr=False)
+    url: str = MAPS_URL
+    cache_seconds: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Where `gateway serve` listens and how it stops."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = 1
+    graceful_timeout: float = 30.0
+    forwarded_allow_ips: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,72 +148,70 @@ class Settings:
     client_rpm: int = 0
     client_tpm: int = 0
     queue_timeout: float = 5.0
+    redis_url: str = ""
+    rate_limit_prefix: str = "gw:rl"
+    log_level: str = "INFO"
+    log_format: str = "json"
+    access: AccessPolicy = field(default_factory=AccessPolicy)
+    storage: StorageSettings = field(default_factory=lambda: StorageSettings(backend="disabled"))
+    maps: MapsSettings = field(default_factory=MapsSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
+        """Validate every variable of `env` (default: the process environment over `.env`); SettingsError names
+        the first bad one."""
         env = dict(load_env(root) if env is None else env)
-
-        def path(name: str, default: Path) -> Path:
-            value = env.get(name)
-            if not value:
-                return default
-            p = Path(value)
-            return p if p.is_absolute() else (Path.cwd() / p)
-
-        def number(name: str, default: float) -> float:
-            value = env.get(name, "").strip()
-            try:
-                return float(value) if value else default
-            except ValueError:
-                raise ValueError(
-                    f"environment variable {name}={value!r} must be a number. Fix: write a plain number, or unset it"
-                ) from None
-
-        def seconds(name: str, default: float) -> float:
-            value = number(name, default)
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(
-                    f"environment variable {name}={env.get(name)!r} must be a number of seconds >= 0. "
-                    f"Fix: set {name} to e.g. {default:g}, or unset it for the default"
-                )
-            return value
-
-        def retry_policy() -> RetryPolicy:
-            value = env.get("ROUTER_RETRY_ON", "").strip()
-            try:
-                kinds = parse_retry_on(value) if value else DEFAULT_RETRY_ON
-            except ValueError as exc:
-                raise ValueError(
-                    f"environment variable ROUTER_RETRY_ON={value!r}: {exc}. Fix: a comma list of "
-                    f"{', '.join(RETRYABLE_KINDS)} (or `none`), or unset it to retry all of them"
-                ) from None
-            base, cap = seconds("ROUTER_BACKOFF_BASE", 0.05), seconds("ROUTER_BACKOFF_CAP", 2.0)
-            return RetryPolicy(base=base, cap=cap, retry_on=kinds)
-
+        e = read_env(_Env, env)
+        storage = StorageSettings.from_env(env, root)
+        try:
+            access = AccessPolicy.build(e.api_keys, e.keys_file, e.admin_key, e.metrics_public)
+        except AccessConfigError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             env=env,
             root=root,
-            models_path=path("MODELS_CONFIG", root / "config" / "models.yaml"),
-            routing_path=path("ROUTING_CONFIG", root / "config" / "routing.yaml"),
-            max_body_bytes=int(number("MAX_BODY_BYTES", 20 * 1024 * 1024)),
-            max_attempts=max(1, int(number("ROUTER_MAX_ATTEMPTS", 3))),
-            deadline=number("ROUTER_DEADLINE", 600.0),
-            keepalive_interval=max(0.05, number("STREAM_KEEPALIVE_SECONDS", 3.0)),
-            log_content=env.get("LOG_CONTENT", "true").strip().lower() in TRUE,
-            pool_size=int(number("UPSTREAM_POOL_SIZE", 0)),
-            version=env.get("GIT_SHA", "") or "0.1.0",
-            cors_origins=tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()),
-            max_header_bytes=int(number("MAX_HEADER_BYTES", 32 * 1024)),
-            max_streams_per_client=int(number("MAX_STREAMS_PER_CLIENT", 64)),
+            models_path=_path(e.models_config, root / "config" / "models.yaml"),
+            routing_path=_path(e.routing_config, root / "config" / "routing.yaml"),
+            max_body_bytes=e.max_body_bytes,
+            max_attempts=e.max_attempts,
+            deadline=e.deadline,
+            keepalive_interval=e.keepalive_interval,
+            log_content=storage.log_content,
+            pool_size=e.pool_size,
+            version=e.version,
+            cors_origins=e.cors_origins,
+            max_header_bytes=e.max_header_bytes,
+            max_streams_per_client=e.max_streams_per_client,
             breaker=BreakerConfig(
-                consecutive_failures=int(number("CIRCUIT_FAILURE_THRESHOLD", 3)),
-                failure_rate=number("CIRCUIT_ERROR_RATE", 0.5),
-                min_calls=int(number("CIRCUIT_MIN_CALLS", 10)),
-                window=number("CIRCUIT_WINDOW_SECONDS", 60.0),
-                cooldown=number("CIRCUIT_COOLDOWN_SECONDS", 30.0),
+                consecutive_failures=e.circuit_failures,
+                failure_rate=e.circuit_error_rate,
+                min_calls=e.circuit_min_calls,
+                window=e.circuit_window,
+                cooldown=e.circuit_cooldown,
             ),
-            client_rpm=int(number("CLIENT_RPM", 0)),
-            client_tpm=int(number("CLIENT_TPM", 0)),
-            queue_timeout=number("ROUTER_QUEUE_TIMEOUT", 5.0),
-            retry=retry_policy(),
+            retry=RetryPolicy(
+                base=e.backoff_base,
+                cap=e.backoff_cap,
+                retry_on=parse_retry_on(e.retry_on) if e.retry_on else DEFAULT_RETRY_ON,
+            ),
+            client_rpm=e.client_rpm,
+            client_tpm=e.client_tpm,
+            queue_timeout=e.queue_timeout,
+            redis_url=e.redis_url,
+            rate_limit_prefix=e.rate_limit_prefix,
+            log_level=e.log_level,
+            log_format=e.log_format,
+            access=access,
+            storage=storage,
+            maps=MapsSettings(e.maps_key, e.maps_url, e.maps_cache_seconds),
+            server=ServerSettings(e.host, e.port, e.workers, e.graceful_timeout, e.forwarded_allow_ips),
         )
+
+
+def _path(value: str, default: Path) -> Path:
+    """A configured file: absolute as given, relative to the working directory, or the default."""
+    if not value:
+        return default
+    path = Path(value)
+    return path if path.is_absolute() else Path.cwd() / path

@@ -1,19 +1,86 @@
-"""Errors of routing and upstream calls. The gateway maps them to HTTP status and OpenAI error JSON once."""
+"""The error tree. Every error the gateway answers with carries its HTTP status, a surface-neutral `category`
+and a code; each API surface (OpenAI, Beacon, ...) only renders them in its own shape.
+
+    GatewayError                      status, category, code, param, headers
+    ├── RoutingError                  raised by the executor and the transport
+    │   ├── UpstreamError             one attempt failed (connect, timeout, status, protocol, stream)
+    │   ├── ClientRequestError        the upstream rejected the client's own request (400, 413, 422)
+    │   ├── AllAttemptsFailed         502, or 504 when the last failure was a timeout
+    │   ├── NoDeploymentAvailable     503
+    │   └── RateLimited               429 with Retry-After and x-ratelimit-* headers
+    └── (gateway.errors.APIError)     the gateway's own refusals: bad input, keys, limits
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+Category = Literal[
+    "invalid_request",
+    "authentication",
+    "permission",
+    "not_found",
+    "too_large",
+    "rate_limited",
+    "unavailable",
+    "upstream",
+    "timeout",
+    "internal",
+]
+"""What went wrong, in words every surface can map to its own vocabulary."""
+
+CATEGORY_OF_STATUS: dict[int, Category] = {
+    400: "invalid_request",
+    401: "authentication",
+    403: "permission",
+    404: "not_found",
+    405: "invalid_request",
+    413: "too_large",
+    422: "invalid_request",
+    429: "rate_limited",
+    431: "too_large",
+    499: "invalid_request",
+    502: "upstream",
+    503: "unavailable",
+    504: "timeout",
+}
 
 
-class RoutingError(Exception):
+def category_of_status(status: int) -> Category:
+    """The category an HTTP status stands for when nothing more is known."""
+    return CATEGORY_OF_STATUS.get(status) or ("internal" if status >= 500 else "invalid_request")
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers with."""
+
+    status = 500
+    code: str | None = "internal_error"
+    category: Category = "internal"
+    param: str | None = None
+    retry_after: float | None = None
+
+    def __init__(self, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra_headers = {k.lower(): v for k, v in (headers or {}).items()}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the error (lower-case names): Retry-After when a wait is known."""
+        headers = {"retry-after": str(max(1, math.ceil(self.retry_after)))} if self.retry_after else {}
+        headers.update(self.extra_headers)
+        return headers
+
+
+class RoutingError(GatewayError):
     """Base of every error the executor raises."""
 
     status = 502
     code = "upstream_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    category: Category = "upstream"
 
 
 class UpstreamError(RoutingError):
@@ -29,17 +96,21 @@ class UpstreamError(RoutingError):
     ) -> None:
         super().__init__(message)
         self.kind, self.upstream_status, self.retry_after, self.retryable = kind, status, retry_after, retryable
-        self.status = 504 if kind == "timeout" else 502
+        timeout = kind == "timeout"
+        self.status = 504 if timeout else 502
+        self.code = "upstream_timeout" if timeout else "upstream_error"
+        self.category = "timeout" if timeout else "upstream"
 
 
 class ClientRequestError(RoutingError):
     """The upstream rejected the client's own request (400, 413, 422): returned to the client, never retried."""
 
-    code = "invalid_request_error"
+    code = "upstream_rejected_request"
 
     def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message or "the upstream rejected the request")
         self.status, self.body = status, body
+        self.category = category_of_status(status)
 
 
 class AllAttemptsFailed(RoutingError):
@@ -48,8 +119,10 @@ class AllAttemptsFailed(RoutingError):
     def __init__(self, message: str, last: UpstreamError | None) -> None:
         super().__init__(message)
         self.last = last
-        self.status = 504 if last is not None and last.kind == "timeout" else 502
-        self.code = "upstream_timeout" if self.status == 504 else "upstream_error"
+        timeout = last is not None and last.kind == "timeout"
+        self.status = 504 if timeout else 502
+        self.code = "upstream_timeout" if timeout else "upstream_error"
+        self.category = "timeout" if timeout else "upstream"
         self.retry_after = last.retry_after if last is not None else None
 
 
@@ -58,6 +131,7 @@ class NoDeploymentAvailable(RoutingError):
 
     status = 503
     code = "no_deployment_available"
+    category: Category = "unavailable"
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -69,7 +143,8 @@ class RateLimited(RoutingError):
 
     status = 429
     code = "rate_limit_exceeded"
+    category: Category = "rate_limited"
 
     def __init__(self, message: str, retry_after: float, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.retry_after, self.headers = retry_after, headers or {}
+        super().__init__(message, headers)
+        self.retry_after = retry_after

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.gateway import ThreadGateway, base_env, write_config
+from gateway.settings import ROOT
+from tests.support.gateway import ThreadGateway, base_env, free_port, write_config
+from tests.support.served import Served
 from tests.support.upstream import FakeUpstream
 
 IN_CI = bool(os.environ.get("CI"))
@@ -39,3 +41,20 @@ def upstreams() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
     """Two fake OpenAI-compatible upstreams, `a` and `b`, each in its own thread on a loopback port."""
     with FakeUpstream.in_thread("a") as a, FakeUpstream.in_thread("b") as b:
         yield a, b
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    """serve(args_after_port, env, cwd=ROOT) -> a ready Served; any process still running is killed at teardown."""
+    started: list[Served] = []
+
+    def start(command: list[str], env: Mapping[str, str], cwd: Path = ROOT) -> Served:
+        port = free_port()
+        args = [*command, "--port", str(port)]
+        served = Served(args, env, cwd, tmp_path / f"proc{len(started)}", port)
+        started.append(served)
+        return served.wait_ready()
+
+    yield start
+    for served in started:
+        served.kill()

@@ -7,12 +7,12 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
 
-from gateway.beacon.flow import BeaconError, failure, parse_inference, run_inference
-from gateway.errors import APIError
+from gateway.beacon.flow import failure, parse_inference, run_inference
 from gateway.lifespan import Services
-from gateway.openai.flow import client_info
-from gateway.openai.request import read_json
+from gateway.requests import client_info, read_json
+from routing.errors import GatewayError
 
 
 async def inference(request: Request) -> Response:
@@ -22,15 +22,20 @@ async def inference(request: Request) -> Response:
     try:
         body = await read_json(request, services.settings.max_body_bytes)
         req = parse_inference(body, trace)
-    except (APIError, BeaconError) as exc:
-        status = exc.status
-        return _json(status, failure("INVALID_REQUEST", exc.message, request_id, trace))
-    status, result = await run_inference(services, req, request_id, client_info(request, "/inference"))
-    return _json(status, result)
+    except GatewayError as exc:
+        return _json(exc.status, failure(exc, request_id, trace))
+    answer = await run_inference(services, req, request_id, client_info(request, "/inference"))
+    return _json(answer.status, answer.body, answer.headers)
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), status, media_type="application/json")
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def refusal(error: GatewayError, scope: Scope) -> Response:
+    """A call refused before its route ran (a missing or wrong key), in Beacon's shape."""
+    request_id = scope.get("state", {}).get("request_id", "")
+    return _json(error.status, failure(error, request_id, ""), error.headers)
 
 
 def provider_rows(services: Services, region: str = "") -> list[dict[str, Any]]:

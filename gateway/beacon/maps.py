@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 
 import aiohttp
 from starlette.requests import Request
@@ -22,8 +21,6 @@ from gateway.lifespan import Services
 
 log = logging.getLogger("gateway.maps")
 
-DEFAULT_URL = "https://maps.googleapis.com/maps/api/js"
-CACHE_SECONDS = 3600.0
 STALE_MAX_AGE = 60  # a stale copy tells the browser to come back soon, when the upstream may be back
 MAX_ENTRIES = 32  # distinct queries kept; a client inventing queries evicts, it cannot grow memory
 DEFAULT_LIBRARIES = "geometry"
@@ -66,22 +63,15 @@ def client_query(request: Request) -> Query:
     return tuple(items)
 
 
-def _cache_seconds(env: Mapping[str, str]) -> float:
-    try:
-        return max(0.0, float(env.get("MAPS_CACHE_SECONDS", CACHE_SECONDS)))
-    except ValueError:
-        return CACHE_SECONDS
-
-
 async def maps_script(request: Request) -> Response:
     services: Services = request.app.state.services
-    env = services.settings.env
-    key = env.get("GOOGLE_MAPS_API_KEY", "").strip()
+    maps = services.settings.maps
+    key = maps.key.strip()
     if not key:
         raise APIError(
             404, "the Maps proxy is disabled: set GOOGLE_MAPS_API_KEY to enable /maps/api.js", code="maps_disabled"
         )
-    ttl = _cache_seconds(env)
+    ttl = maps.cache_seconds
     query = client_query(request)
     cache: MapsCache = request.app.state.__dict__.setdefault("maps_cache", MapsCache())
     entry = cache.entry(tuple(sorted(query)))
@@ -89,7 +79,7 @@ async def maps_script(request: Request) -> Response:
     async with entry.lock:
         if not entry.body or time.monotonic() - entry.fetched_at > ttl:
             try:
-                entry.body = await _fetch(services, env.get("MAPS_API_URL", DEFAULT_URL), query, key)
+                entry.body = await _fetch(services, maps.url, query, key)
                 entry.fetched_at = time.monotonic()
             except APIError:
                 if not entry.body:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -14,10 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.beacon.flow import BeaconError, InferenceRequest, failure, parse_inference, run_inference
+from gateway.beacon.flow import InferenceRequest, failure, parse_inference, run_inference
 from gateway.lifespan import Services
 from gateway.middleware import new_request_id
+from gateway.requests import client_info
 from gateway.telemetry.recording import ClientInfo
+from routing.errors import GatewayError
 
 log = logging.getLogger("gateway.ws")
 
@@ -37,11 +38,7 @@ async def websocket(ws: WebSocket) -> None:
     await ws.accept()
     await ws.send_json({"type": "connection", "status": "connected", "timestamp": time.time()})
     tasks: set[asyncio.Task[None]] = set()
-    client = ClientInfo(
-        ip=ws.client.host if ws.client else "",
-        endpoint="/ws",
-        api_key_name=ws.scope.get("state", {}).get("api_key_name", ""),
-    )
+    client = client_info(ws, "/ws")
     lock = asyncio.Lock()  # one writer at a time: inference chunks and subscription events interleave
 
     async def send(message: dict[str, Any]) -> None:
@@ -87,49 +84,23 @@ def _spawn(tasks: set[asyncio.Task[None]], coro: Any, name: str | None = None) -
 async def _start_inference(
     services: Services, tasks: set[asyncio.Task[None]], message: dict[str, Any], client: ClientInfo, send: Any
 ) -> None:
-    """Check the message and the client's stream budget (shared with HTTP streams), then run it as a task."""
+    """Check the message, then run it as a task; its ledger takes a slot of the client's stream budget (shared
+    with HTTP streams) and its client rate limits, and gives the slot back before the result goes out."""
     request_id = new_request_id()
     try:
         req = parse_inference(message)
-    except BeaconError as exc:
-        await send({"type": "result", **failure("INVALID_REQUEST", exc.message, request_id, "")})
+    except GatewayError as exc:
+        await send({"type": "result", **failure(exc, request_id, "")})
         return
-    cap = services.stream_cap
-    holder = client.api_key_name or client.ip  # the key chat_flow uses, so both paths draw on one budget
-    lease = await cap.acquire(holder)
-    if lease is None:
-        error = f"too many concurrent streams for this client (limit {cap.limit})"
-        await send({"type": "result", **failure("NO_PROVIDER_AVAILABLE", error, request_id, req.trace_id)})
-        return
-    released = False
-
-    def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
-            cap.release(lease)
-
-    task = _spawn(tasks, _inference(services, req, request_id, client, send, release))
-    # also a done callback: a task cancelled before its first step never runs its body
-    task.add_done_callback(lambda _: release())
+    _spawn(tasks, _inference(services, req, request_id, client, send))
 
 
-async def _inference(
-    services: Services,
-    req: InferenceRequest,
-    request_id: str,
-    client: ClientInfo,
-    send: Any,
-    release: Callable[[], None],
-) -> None:
+async def _inference(services: Services, req: InferenceRequest, request_id: str, client: ClientInfo, send: Any) -> None:
     async def on_chunk(piece: str) -> None:
         await send({"type": "chunk", "request_id": request_id, "content": piece})
 
-    try:
-        _, result = await run_inference(services, req, request_id, client, on_chunk=on_chunk)
-    finally:
-        release()  # before the result goes out: a client answering it at once finds its slot free
-    await send({"type": "result", **result})
+    answer = await run_inference(services, req, request_id, client, on_chunk=on_chunk)
+    await send({"type": "result", **answer.body})
 
 
 async def _subscription(services: Services, send: Any) -> None:

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from sqlalchemy.engine import make_url
+
+from gateway.envvars import EnvGroup, Flag, SettingsError, read_env
 
 Backend = Literal["sqlite", "postgresql", "disabled"]
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 # Schemes accepted in DATABASE_URL; all of them are served by SQLAlchemy's asyncpg driver.
 _PG_SCHEMES = ("postgres://", "postgresql://", "postgresql+asyncpg://")
 
@@ -53,27 +54,46 @@ class StorageSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str], root: Path) -> StorageSettings:
         """Build settings from environment variables; relative paths are taken from `root`."""
-        var_dir = _path(env.get("VAR_DIR") or "var", root)
+        e = read_env(_StorageEnv, env)
+        var_dir = _path(e.var_dir, root)
         base = cls(
             backend="disabled",
-            spool_dir=_path(env.get("CALL_LOG_SPOOL_DIR") or str(var_dir / "spool"), root),
-            log_content=_bool(env, "LOG_CONTENT", True),
-            sync=_bool(env, "CALL_LOG_SYNC", False),
-            queue_max=_int(env, "CALL_LOG_QUEUE_MAX", 10_000),
-            batch_size=_int(env, "CALL_LOG_BATCH", 500),
-            flush_interval_s=_int(env, "CALL_LOG_FLUSH_MS", 200) / 1000,
-            retry_min_s=_int(env, "CALL_LOG_RETRY_MIN_MS", 500) / 1000,
-            retry_max_s=_int(env, "CALL_LOG_RETRY_MAX_MS", 30_000) / 1000,
-            pool_size=_int(env, "CALL_LOG_PG_POOL", 2),
+            spool_dir=_path(e.spool_dir or str(var_dir / "spool"), root),
+            log_content=e.log_content,
+            sync=e.sync,
+            queue_max=e.queue_max,
+            batch_size=e.batch_size,
+            flush_interval_s=e.flush_ms / 1000,
+            retry_min_s=e.retry_min_ms / 1000,
+            retry_max_s=e.retry_max_ms / 1000,
+            pool_size=e.pg_pool,
         )
-        if _bool(env, "USE_SQLITE_LOG", True):
-            raw = env.get("SQLITE_DB_PATH") or env.get("OPENROUTER_SQLITE_DB") or str(var_dir / "db/openrouter_logs.db")
+        if e.use_sqlite:
+            raw = e.sqlite_path or e.legacy_sqlite_path or str(var_dir / "db/openrouter_logs.db")
             path = _path(raw, root)
             return replace(base, backend="sqlite", url=f"sqlite+aiosqlite:///{path}", sqlite_path=path)
-        database_url = env.get("DATABASE_URL", "").strip()
-        if database_url:
-            return replace(base, backend="postgresql", url=postgres_async_url(database_url))
+        if e.database_url:
+            return replace(base, backend="postgresql", url=postgres_async_url(e.database_url))
         return base
+
+
+class _StorageEnv(EnvGroup):
+    """The call log's variables."""
+
+    var_dir: str = Field("var", alias="VAR_DIR")
+    spool_dir: str = Field("", alias="CALL_LOG_SPOOL_DIR")
+    log_content: Flag = Field(True, alias="LOG_CONTENT")
+    sync: Flag = Field(False, alias="CALL_LOG_SYNC")
+    queue_max: int = Field(10_000, alias="CALL_LOG_QUEUE_MAX", gt=0)
+    batch_size: int = Field(500, alias="CALL_LOG_BATCH", gt=0)
+    flush_ms: int = Field(200, alias="CALL_LOG_FLUSH_MS", gt=0)
+    retry_min_ms: int = Field(500, alias="CALL_LOG_RETRY_MIN_MS", gt=0)
+    retry_max_ms: int = Field(30_000, alias="CALL_LOG_RETRY_MAX_MS", gt=0)
+    pg_pool: int = Field(2, alias="CALL_LOG_PG_POOL", gt=0)
+    use_sqlite: Flag = Field(True, alias="USE_SQLITE_LOG")
+    sqlite_path: str = Field("", alias="SQLITE_DB_PATH")
+    legacy_sqlite_path: str = Field("", alias="OPENROUTER_SQLITE_DB")
+    database_url: str = Field("", alias="DATABASE_URL", repr=False)
 
 
 def postgres_async_url(url: str) -> str:
@@ -83,33 +103,12 @@ def postgres_async_url(url: str) -> str:
             return "postgresql+asyncpg://" + url[len(scheme) :]
     # Never echo the URL itself: it usually carries a password.
     scheme = url.split("://", 1)[0] if "://" in url else "(none)"
-    raise ValueError(f"DATABASE_URL: unsupported scheme {scheme!r}; use postgresql://user:pass@host:5432/db")
+    raise SettingsError(
+        f"environment variable DATABASE_URL: unsupported scheme {scheme!r}. "
+        "Fix: use postgresql://user:pass@host:5432/db"
+    )
 
 
 def _path(raw: str, root: Path) -> Path:
     path = Path(raw).expanduser()
     return path if path.is_absolute() else root / path
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ValueError(f"{name}: expected true or false, got {raw!r}")
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}: expected a positive integer, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name}: must be > 0, got {value}")
-    return value

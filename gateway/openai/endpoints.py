@@ -1,16 +1,20 @@
-"""POST /v1/chat/completions and the legacy POST /v1/completions (prompt mapped onto chat)."""
+"""The OpenAI / OpenRouter surface's handlers: chat completions, the legacy completions (prompt mapped onto
+chat), and the model list (only models that can be served)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from gateway.errors import APIError
 from gateway.lifespan import Services
 from gateway.openai.flow import run_chat
 from gateway.openai.formats import ChatFormat, TextFormat
-from gateway.openai.request import parse_chat, read_json
+from gateway.openai.models import model_entry
+from gateway.openai.request import parse_chat
+from gateway.requests import read_json
 
 _CHAT, _TEXT = ChatFormat(), TextFormat()
 
@@ -33,3 +37,10 @@ async def completions(request: Request) -> Any:
     for unsupported in ("echo", "best_of", "suffix", "logprobs"):
         body.pop(unsupported, None)
     return await run_chat(request, services, parse_chat(body), _TEXT, "/v1/completions")
+
+
+async def list_models(request: Request) -> JSONResponse:
+    services: Services = request.app.state.services
+    created = int(services.started_at)
+    data = [model_entry(route, created) for route in services.manager.routes()]
+    return JSONResponse({"object": "list", "data": data})

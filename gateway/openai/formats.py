@@ -8,7 +8,15 @@ from typing import Any
 
 import orjson
 
+from gateway.errors import openai_error
+from routing.errors import GatewayError
+
 DONE = b"data: [DONE]\n\n"
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,10 @@ class ChatFormat:
 
     def usage_chunk(self, usage: dict[str, Any], who: Identity) -> dict[str, Any]:
         return envelope(who, self.chunk_object, choices=[], usage=usage)
+
+    def error_body(self, error: GatewayError) -> dict[str, Any]:
+        """The JSON body of an error answered before the stream committed."""
+        return openai_error(error)
 
     def error_chunk(self, who: Identity, code: str, message: str) -> dict[str, Any]:
         """OpenRouter's mid-stream error event: finish_reason "error" and an error object."""

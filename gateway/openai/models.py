@@ -1,13 +1,9 @@
-"""GET /v1/models: OpenAI's list shape plus OpenRouter's model fields; only models that can be served."""
+"""The model list's entries: OpenAI's shape plus OpenRouter's model fields (pricing per token, architecture...)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-
-from gateway.lifespan import Services
 from routing.config.schema import Pricing
 from routing.manager import ModelRoute
 
@@ -65,10 +61,3 @@ def model_entry(route: ModelRoute, created: int) -> dict[str, Any]:
         "aliases": list(m.aliases),
         "providers": sorted({d.provider for d in deps}),
     }
-
-
-async def list_models(request: Request) -> JSONResponse:
-    services: Services = request.app.state.services
-    created = int(services.started_at)
-    data = [model_entry(route, created) for route in services.manager.routes()]
-    return JSONResponse({"object": "list", "data": data})

@@ -13,20 +13,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.errors import from_routing
-from gateway.openai.formats import DONE, ChatFormat, Identity, sse
-from routing.call import Call
-from routing.errors import RoutingError, UpstreamError
+from gateway.openai.formats import DONE, SSE_HEADERS, ChatFormat, Identity, identity, sse
+from gateway.telemetry.ledger import CallLedger
+from routing.errors import GatewayError, RoutingError, UpstreamError
 from routing.stream import UpstreamStream
 
 log = logging.getLogger("gateway.stream")
 KEEPALIVE = b": keep-alive\n\n"
-Finish = Callable[[int, str], Awaitable[None]]
+Opener = Callable[[], Awaitable[UpstreamStream]]
 
 
 class ClientGone(Exception):
@@ -34,28 +32,30 @@ class ClientGone(Exception):
 
 
 class StreamRelay:
-    """Relays one committed (or failing) upstream stream to one client."""
+    """Relays one committed (or failing) upstream stream to one client, in `fmt`'s shape, booked by `ledger`."""
 
     def __init__(
-        self,
-        opener: Callable[[], Awaitable[UpstreamStream]],
-        call: Call,
-        fmt: ChatFormat,
-        who: Callable[[UpstreamStream | None], Identity],
-        usage: Callable[[], dict[str, Any] | None],
-        finish: Finish,
-        keepalive: float,
-        headers: Callable[[UpstreamStream | None], list[tuple[bytes, bytes]]],
+        self, opener: Opener, fmt: ChatFormat, ledger: CallLedger, keepalive: float, include_usage: bool
     ) -> None:
-        self.opener, self.call, self.fmt, self.who, self.usage = opener, call, fmt, who, usage
-        self.finish, self.keepalive, self.headers = finish, keepalive, headers
+        self.opener, self.fmt, self.ledger, self.keepalive = opener, fmt, ledger, keepalive
+        self.include_usage = include_usage
         self._started = False
         self._done = False
+
+    def _who(self) -> Identity:
+        call = self.ledger.call
+        dep = call.deployment
+        return identity(call.request_id, call.model_id, dep.provider if dep else "")
+
+    def _headers(self, committed: bool) -> list[tuple[bytes, bytes]]:
+        extra = self.ledger.headers(committed_stream=True) if committed else {}
+        return [*SSE_HEADERS, *((k.encode(), v.encode()) for k, v in extra.items())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         main = asyncio.current_task()
         assert main is not None
         gone = asyncio.Event()
+        ledger = self.ledger
 
         async def watch() -> None:
             while True:
@@ -72,16 +72,15 @@ class StreamRelay:
         except (asyncio.CancelledError, ClientGone) as exc:
             if isinstance(exc, asyncio.CancelledError) and not gone.is_set():
                 # cancelled by the server (shutdown grace period over), not by the client: still log the call
-                self.call.cancelled = True
-                await asyncio.shield(self.finish(503, "stream cancelled: the gateway was shutting down"))
+                await ledger.cancelled("stream cancelled: the gateway was shutting down")
                 raise
             while main.cancelling():
                 main.uncancel()
-            self.call.cancelled = True
-            await self.finish(499, "client disconnected before the stream finished")
+            ledger.call.cancelled = True
+            await ledger.finish(499, "client disconnected before the stream finished")
         except Exception:
-            log.exception("stream relay failed (request %s)", self.call.request_id)
-            await self.finish(500, "internal error while relaying the stream")
+            log.exception("stream relay failed (request %s)", ledger.call.request_id)
+            await ledger.finish(500, "internal error while relaying the stream")
             raise
         finally:
             self._done = True
@@ -110,7 +109,7 @@ class StreamRelay:
                 if done:
                     break
                 if not self._started:
-                    await self._start(send, 200, self.headers(None))
+                    await self._start(send, 200, self._headers(committed=False))
                 await self._body(send, KEEPALIVE)
         except BaseException:
             await _abandon(opening)
@@ -118,32 +117,29 @@ class StreamRelay:
         try:
             upstream = opening.result()
         except RoutingError as exc:
-            await self._fail_before_commit(send, exc)
+            await self._fail_before_commit(send, await self.ledger.fail(exc))
             return
         try:
             await self._forward(send, upstream)
         finally:
             await upstream.aclose()
 
-    async def _fail_before_commit(self, send: Send, exc: RoutingError) -> None:
-        error = from_routing(exc)
-        await self.finish(error.status, error.message)
+    async def _fail_before_commit(self, send: Send, error: GatewayError) -> None:
         if not self._started:
             headers = [
                 (b"content-type", b"application/json"),
-                *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+                *((k.encode(), v.encode()) for k, v in error.headers.items()),
             ]
             await self._start(send, error.status, headers)
-            await self._body(send, orjson.dumps(error.body()), more=False)
+            await self._body(send, orjson.dumps(self.fmt.error_body(error)), more=False)
             return
-        who = self.who(None)
-        await self._body(send, sse(self.fmt.error_chunk(who, error.code or "upstream_error", error.message)))
-        await self._body(send, DONE, more=False)
+        chunk = self.fmt.error_chunk(self._who(), error.code or "upstream_error", error.message)
+        await self._body(send, sse(chunk) + DONE, more=False)
 
     async def _forward(self, send: Send, upstream: UpstreamStream) -> None:
-        who = self.who(upstream)
+        who = self._who()
         if not self._started:
-            await self._start(send, 200, self.headers(upstream))
+            await self._start(send, 200, self._headers(committed=True))
         fmt = self.fmt
         try:
             async with contextlib.aclosing(upstream.batches()) as batches:
@@ -153,14 +149,12 @@ class StreamRelay:
                     if body:
                         await self._body(send, body)
         except UpstreamError as exc:
-            status = 504 if exc.kind == "timeout" else 502
-            await self.finish(status, f"stream interrupted: {exc.message}")
-            code = "upstream_timeout" if status == 504 else "upstream_error"
-            error = sse(fmt.error_chunk(who, code, f"upstream stream interrupted: {exc.message}"))
+            await self.ledger.finish(exc.status, f"stream interrupted: {exc.message}")
+            error = sse(fmt.error_chunk(who, exc.code, f"upstream stream interrupted: {exc.message}"))
             await self._body(send, error + DONE, more=False)
             return
-        usage = self.usage()
-        await self.finish(200, "")
+        usage = self.ledger.usage() if self.include_usage else None
+        await self.ledger.finish(200, "")
         tail = DONE if usage is None else sse(fmt.usage_chunk(usage, who)) + DONE
         await self._body(send, tail, more=False)
 

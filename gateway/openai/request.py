@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from starlette.requests import Request
-
 from gateway.errors import APIError
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
@@ -24,29 +21,6 @@ class ChatRequest:
     include_usage: bool
     payload: dict[str, Any]
     original: dict[str, Any]
-
-
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The JSON object body, refusing bodies over `limit` bytes before reading them whole."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise APIError(413, f"request body is {declared} bytes; the limit is {limit}", code="request_too_large")
-    size, parts = 0, []
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise APIError(413, f"request body exceeds the limit of {limit} bytes", code="request_too_large")
-        parts.append(part)
-    body = b"".join(parts)
-    if not body.strip():
-        raise APIError(400, "request body is empty; send a JSON object", code="invalid_json")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise APIError(400, "request body must be a JSON object", code="invalid_json")
-    return data
 
 
 def _bad(param: str, message: str) -> APIError:

@@ -7,8 +7,8 @@ from starlette.responses import JSONResponse
 
 from gateway.errors import APIError
 from gateway.lifespan import Services
-from gateway.openai.request import read_json
 from gateway.ops.reload import reload_config
+from gateway.requests import read_json
 
 
 async def routing_table(request: Request) -> JSONResponse:

@@ -124,10 +124,3 @@ class RedisStreamCap:
 
     def _key(self, client: str) -> str:
         return f"{self._prefix}:streams:{client}"
-
-
-def build_stream_cap(limit: int, redis_url: str, prefix: str, lease_s: float) -> StreamCap:
-    """Redis when REDIS_URL is set and a limit is configured, else this worker's own count."""
-    if redis_url and limit:
-        return RedisStreamCap(limit, Redis.from_url(redis_url), prefix, lease_s, owns_client=True)
-    return LocalStreamCap(limit)

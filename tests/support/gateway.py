@@ -48,7 +48,7 @@ class ThreadGateway:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.settings = Settings.from_env(dict(env), root=ROOT)
-        self.app = create_app(self.settings)
+        self.app = create_app(self.settings, own_logging=False)
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="asyncio", access_log=False
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.access import AccessPolicy
+from gateway.access import Access, AccessPolicy
 from tests.conftest import GatewayFactory
 from tests.support.gateway import ProcessGateway, base_env, write_config
 
@@ -66,11 +66,11 @@ def test_served_gateway_refuses_a_forwarded_call(tmp_path: Path) -> None:
 
 def test_local_means_loopback_and_no_proxy_header() -> None:
     policy = AccessPolicy()
-    assert policy.decide("/routing", "", "127.0.0.1", [(b"accept", b"*/*")]).allowed
-    assert policy.decide("/routing", "", "::1").allowed
+    assert policy.decide(Access.ADMIN, "", "127.0.0.1", [(b"accept", b"*/*")]).allowed
+    assert policy.decide(Access.ADMIN, "", "::1").allowed
     for name in (b"x-forwarded-for", b"X-Real-IP", b"forwarded", b"cf-connecting-ip"):
-        decision = policy.decide("/routing", "", "127.0.0.1", [(name, b"203.0.113.9")])
+        decision = policy.decide(Access.ADMIN, "", "127.0.0.1", [(name, b"203.0.113.9")])
         assert (decision.allowed, decision.status) == (False, 403), name
-    assert policy.decide("/routing", "", "203.0.113.9").status == 403
+    assert policy.decide(Access.ADMIN, "", "203.0.113.9").status == 403
     # client routes of an open gateway do not care about proxies
-    assert policy.decide("/v1/models", "", "127.0.0.1", [(b"x-forwarded-for", b"203.0.113.9")]).allowed
+    assert policy.decide(Access.CLIENT, "", "127.0.0.1", [(b"x-forwarded-for", b"203.0.113.9")]).allowed

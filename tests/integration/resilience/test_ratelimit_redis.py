@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from routing.limits.ratelimit import Denial, InProcessRateLimiter, Limit, Reservation, build_rate_limiter
+from gateway.lifespan import build_limiter
+from gateway.settings import Settings
+from routing.limits.ratelimit import Denial, InProcessRateLimiter, Limit, Reservation
 from routing.limits.ratelimit_redis import RateLimitBackendError, RedisRateLimiter
 
 from .conftest import REDIS_URL
@@ -146,11 +148,15 @@ async def test_server_time_and_expiry(redis_client: Redis, redis_prefix: str) ->
         assert 0 < ttl <= 62
 
 
-async def test_build_rate_limiter_with_url(redis_client: Redis, redis_prefix: str) -> None:
-    limiter = build_rate_limiter(REDIS_URL, prefix=redis_prefix)
+async def test_the_lifespan_limiter_uses_redis_when_configured(redis_client: Redis, redis_prefix: str) -> None:
+    settings = Settings.from_env({"REDIS_URL": REDIS_URL, "RATE_LIMIT_PREFIX": redis_prefix})
+    shared = Redis.from_url(settings.redis_url)
+    limiter = build_limiter(settings, shared)
     assert isinstance(limiter, RedisRateLimiter)
     assert isinstance(await limiter.reserve([Limit("client:k", rpm=1)], 0), Reservation)
+    assert await redis_client.exists(f"{redis_prefix}:client:k:r")
     await limiter.close()
+    await shared.aclose()
 
 
 async def test_unreachable_redis_fails_closed_or_open() -> None:

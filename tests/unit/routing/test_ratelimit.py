@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from gateway.lifespan import build_limiter
+from gateway.settings import Settings
 from routing.limits.ratelimit import (
     Denial,
     InProcessRateLimiter,
     Limit,
     Reservation,
-    build_rate_limiter,
     client_limit,
     deployment_limit,
     estimate_tokens,
@@ -209,7 +210,7 @@ def test_limit_helpers() -> None:
         Limit("x", rpm=-1)
 
 
-async def test_build_rate_limiter_without_url_is_in_process() -> None:
-    limiter = build_rate_limiter(None)
+async def test_the_lifespan_limiter_without_redis_is_in_process() -> None:
+    limiter = build_limiter(Settings.from_env({}), None)
     assert isinstance(limiter, InProcessRateLimiter)
     await limiter.close()

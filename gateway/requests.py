@@ -1,0 +1,58 @@
+"""What every surface needs to take a call in: the JSON body, who sent it, and the model it names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import HTTPConnection, Request
+
+from gateway.errors import APIError
+from gateway.telemetry.recording import ClientInfo
+from routing.config.schema import ModelConfig
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The JSON object body, refusing bodies over `limit` bytes before reading them whole."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"request body is {declared} bytes; the limit is {limit}", code="request_too_large")
+    size, parts = 0, []
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise APIError(413, f"request body exceeds the limit of {limit} bytes", code="request_too_large")
+        parts.append(part)
+    body = b"".join(parts)
+    if not body.strip():
+        raise APIError(400, "request body is empty; send a JSON object", code="invalid_json")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise APIError(400, "request body must be a JSON object", code="invalid_json")
+    return data
+
+
+def client_info(conn: HTTPConnection, endpoint: str) -> ClientInfo:
+    """Who sent the call (an HTTP request or a WebSocket), as far as the call log may keep it."""
+    headers = conn.headers
+    return ClientInfo(
+        ip=conn.client.host if conn.client else "",
+        api_key_name=conn.scope.get("state", {}).get("api_key_name", ""),
+        endpoint=endpoint,
+        referer=headers.get("http-referer", "") or headers.get("referer", ""),
+        title=headers.get("x-title", ""),
+        session_id=headers.get("x-session-id", ""),
+    )
+
+
+def unroutable(model: ModelConfig | None, name: str) -> APIError:
+    """404 for a model nobody configured; 503 for a configured one whose deployments are all disabled."""
+    if model is None:
+        return APIError(
+            404, f"model {name!r} does not exist; see GET /v1/models", code="model_not_found", param="model"
+        )
+    why = "; ".join(f"{d.name}: {d.disabled_reason or 'disabled'}" for d in model.deployments) or "none configured"
+    return APIError(503, f"no deployment of model {model.id} is available: {why}", code="no_deployment_available")
