@@ -135,12 +135,20 @@ def start_gateway(name: str, workdir: Path, upstream_port: int, call_log: str) -
 
 
 def start_stack(client: str, upstream_url: str) -> Proc:
+    """`python -m bench.stacks`: the bare passthrough over one HTTP client."""
     port = free_port()
     env = dict(os.environ)
     if PYDEPS.is_dir():
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PYDEPS), env.get("PYTHONPATH", "")) if p)
     cmd = [sys.executable, "-m", "bench.stacks", "--client", client, "--port", str(port), "--upstream", upstream_url]
     return _spawn(f"stack-{client}", cmd, port, env, "/ready")
+
+
+def start_sse_stack(relay: str, upstream_url: str) -> Proc:
+    """`python -m bench.sse_stacks`: the bare streamed relay with one SSE response layer."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "bench.sse_stacks", "--relay", relay, "--port", str(port), "--upstream", upstream_url]
+    return _spawn(f"sse-stack-{relay}", cmd, port, dict(os.environ), "/ready")
 
 
 def have_httpx_aiohttp() -> bool:

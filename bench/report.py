@@ -139,6 +139,26 @@ def render(results: dict[str, Any], memory: list[dict[str, Any]]) -> str:
             _table(["client", "req/s (64)", "p50 ms (64)", "p99 ms (64)", "p50 ms (1 client)", "errors"], rows),
             "",
         ]
+    if "sse_stacks" in results:
+        rows = [
+            [
+                name,
+                _ms(v["one_client"]["ttft_ms"], "p50"),
+                _ms(v["one_client"]["ttft_ms"], "p99"),
+                _ms(v["one_client"]["latency_ms"], "p50"),
+                _rps(v),
+                _ms(v["latency_ms"], "p50"),
+                _ms(v["latency_ms"], "p99"),
+                str(v["errors"] + v["one_client"]["errors"]),
+            ]
+            for name, v in results["sse_stacks"].items()
+        ]
+        header = ["relay", "TTFT p50 (1)", "TTFT p99 (1)", "total p50 (1)", "req/s (64)", "p50 ms (64)", "p99 ms (64)"]
+        out += [
+            "8b. SSE stack: bare Starlette relay of a streamed reply over http1 (raw is the gateway's style), ms",
+            _table([*header, "errors"], rows),
+            "",
+        ]
     for key, backend in (("stats1m", "SQLite"), ("stats1m_postgresql", "PostgreSQL")):
         if key not in results:
             continue

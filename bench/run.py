@@ -1,7 +1,8 @@
 """`python -m bench.run` (what `make bench` runs): every scenario, a table, and bench/out/results.json.
 
 Starts a canned upstream and a gateway (one worker, routing and SQLite call log on) on loopback, runs the
-scenarios, stops everything it started. Exits non-zero if a check fails (e.g. logged rows != calls sent).
+scenarios, stops everything it started (no gateway when only the bare-stack scenarios run). Exits non-zero if
+a check fails (e.g. logged rows != calls sent).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import orjson
 from bench import load
 from bench.procs import OUT, start_gateway, start_upstream
 from bench.report import render
-from bench.scenarios import SCENARIOS, Bench, Plan, new_workdir
+from bench.scenarios import SCENARIOS, STANDALONE, Bench, Plan, new_workdir
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     upstream = start_upstream(args.chunks)
     gateway = None
     try:
-        gateway = start_gateway("gateway", workdir / "main", upstream.port, "sqlite")
+        if not STANDALONE.issuperset(names):
+            gateway = start_gateway("gateway", workdir / "main", upstream.port, "sqlite")
         bench = Bench(plan, upstream, gateway, wrk, workdir)
         bench.sample_memory("start")
         for name in names:

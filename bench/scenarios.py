@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import load
-from bench.procs import OUT, Proc, have_httpx_aiohttp, start_gateway, start_stack
+from bench.procs import OUT, Proc, have_httpx_aiohttp, start_gateway, start_sse_stack, start_stack
 from bench.stats_rows import build_postgres_log, build_sqlite_log
 
 CHAT = "/v1/chat/completions"
@@ -34,16 +34,25 @@ class Plan:
 
 @dataclass(slots=True)
 class Bench:
-    """What the scenarios share: the upstream, the main gateway (SQLite log on), results and memory samples."""
+    """What the scenarios share: the upstream, the main gateway (SQLite log on), results and memory samples.
+
+    The main gateway is None when only STANDALONE scenarios run: they start their own servers.
+    """
 
     plan: Plan
     upstream: Proc
-    gateway: Proc
+    main_gateway: Proc | None
     wrk: str | None
     workdir: Path
     results: dict[str, Any] = field(default_factory=dict)
     memory: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+
+    @property
+    def gateway(self) -> Proc:
+        if self.main_gateway is None:
+            raise RuntimeError("this scenario needs the main gateway, which was not started")
+        return self.main_gateway
 
     @property
     def direct(self) -> str:
@@ -53,7 +62,9 @@ class Bench:
         return f"http://127.0.0.1:{proc.port}{CHAT}"
 
     def sample_memory(self, label: str, proc: Proc | None = None) -> None:
-        proc = proc or self.gateway
+        proc = proc or self.main_gateway
+        if proc is None:
+            return
         self.memory.append({"when": label, "process": proc.name, **proc.memory()})
 
     def one_client(self, url: str, mode: str, model: str = "bench-model") -> dict[str, Any]:
@@ -230,7 +241,7 @@ def stacks(b: Bench) -> None:
     """
     out: dict[str, Any] = {"upstream direct": b.throughput(b.direct, False)}
     out["upstream direct"]["one_client"] = b.one_client(b.direct, "json")
-    clients = ["httpx", "aiohttp", "http1"] + (["httpx-aiohttp"] if have_httpx_aiohttp() else [])
+    clients = ["httpx", "httpx2", "aiohttp", "pyreqwest", "http1"] + (["httpx-aiohttp"] if have_httpx_aiohttp() else [])
     for client in clients:
         proc = start_stack(client, b.direct)
         try:
@@ -241,6 +252,26 @@ def stacks(b: Bench) -> None:
             proc.stop()
         b.check(f"stacks/{client}", out[client])
     b.results["stacks"] = out
+
+
+def sse_stacks(b: Bench) -> None:
+    """Bare Starlette relay of a streamed upstream reply over the gateway's client, per SSE response layer:
+    1-client TTFT and total time, and 64-client req/s, plus the upstream alone (as stream1/stream64 measure)."""
+    from bench.sse_stacks import RELAYS  # imports starlette and routing: only when this scenario runs
+
+    out: dict[str, Any] = {"upstream direct": b.throughput(b.direct, True)}
+    out["upstream direct"]["one_client"] = b.one_client(b.direct, "stream")
+    for relay in RELAYS:
+        proc = start_sse_stack(relay, b.direct)
+        try:
+            out[relay] = b.throughput(b.url(proc), True)
+            out[relay]["one_client"] = b.one_client(b.url(proc), "stream")
+            out[relay]["rss_mib"] = proc.memory()["rss_mib"]
+        finally:
+            proc.stop()
+        b.check(f"sse_stacks/{relay}", out[relay])
+        b.check(f"sse_stacks/{relay} (1 client)", out[relay]["one_client"])
+    b.results["sse_stacks"] = out
 
 
 def stats1m(b: Bench) -> None:
@@ -278,6 +309,7 @@ def _time_stats(b: Bench, workdir: Path, call_log: str) -> dict[str, Any]:
     return out
 
 
+STANDALONE = frozenset({"stacks", "sse_stacks"})  # need no main gateway: they measure bare stacks
 SCENARIOS = {
     "latency1": latency1,
     "throughput64": throughput64,
@@ -286,6 +318,7 @@ SCENARIOS = {
     "logging": logging,
     "calls100k": calls100k,
     "stacks": stacks,
+    "sse_stacks": sse_stacks,
     "stats1m": stats1m,
 }
 
