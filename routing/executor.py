@@ -32,7 +32,6 @@ from routing.retry import RetryPolicy, classify_failure
 from routing.selection import attempt_order
 from routing.strategies import unit_price
 from routing.stream import UpstreamStream, account_completion, chunks_from_completion, total_tokens
-from routing.upstream import mock as mock_backend
 from routing.upstream.transport import HttpTransport
 
 T = TypeVar("T")
@@ -232,9 +231,6 @@ class Executor:
         return await self._run(route, payload, call, attempt, prefs)
 
     async def _complete_once(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
-        if dep.kind == "mock":
-            async with asyncio.timeout(min(dep.timeouts.total, budget)):
-                return await mock_backend.complete(dep, payload)
         adapter = self.adapter(dep)
         request = adapter.build(dep, payload, stream=False)
         resp = await self.transport.open(dep, request, adapter, budget)
@@ -283,10 +279,6 @@ class Executor:
         self, dep: DeploymentConfig, payload: dict[str, Any], budget: float
     ) -> AsyncGenerator[list[dict[str, Any]]]:
         """The upstream's chunks, grouped as they arrived: one non-empty list per upstream read."""
-        if dep.kind == "mock":
-            async for chunk in mock_backend.stream(dep, payload):
-                yield [chunk]
-            return
         adapter = self.adapter(dep)
         if not adapter.streams:
             chunks = chunks_from_completion(await self._complete_once(dep, payload, budget))

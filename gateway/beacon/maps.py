@@ -11,13 +11,14 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from urllib.parse import urlencode
 
-import aiohttp
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import APIError
 from gateway.lifespan import Services
+from routing.errors import UpstreamError
 
 log = logging.getLogger("gateway.maps")
 
@@ -89,16 +90,17 @@ async def maps_script(request: Request) -> Response:
 
 
 async def _fetch(services: Services, url: str, query: Query, key: str) -> bytes:
-    """The script from Google; failures become a 502 whose message and log line never carry the key."""
+    """The script from Google through the upstream pool; failures become a 502 whose message and log line never
+    carry the key."""
+    full = f"{url}{'&' if '?' in url else '?'}{urlencode([*query, ('key', key)])}"
     try:
-        async with services.transport.session.get(
-            url, params=[*query, ("key", key)], timeout=aiohttp.ClientTimeout(total=10)
-        ) as resp:
-            if resp.status != 200:
-                log.warning("Maps script upstream answered HTTP %d", resp.status)
-                raise APIError(502, f"the Maps script upstream answered HTTP {resp.status}", code="maps_upstream_error")
-            return await resp.read()
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        # the exception's text can hold the request URL, key included: only its type is logged
-        log.warning("Maps script upstream could not be reached (%s)", type(exc).__name__)
+        # the script is about 200 KB; 8 MiB leaves room for any growth and still bounds what a bad upstream costs
+        status, _, body = await services.transport.get(full, {}, 10.0, 8 * 1024 * 1024)
+    except UpstreamError as exc:
+        # only the failure's kind is logged: nothing that could hold the request URL, key included
+        log.warning("Maps script upstream could not be reached (%s)", exc.kind)
         raise APIError(502, "the Maps script upstream could not be reached", code="maps_upstream_error") from None
+    if status != 200:
+        log.warning("Maps script upstream answered HTTP %d", status)
+        raise APIError(502, f"the Maps script upstream answered HTTP {status}", code="maps_upstream_error")
+    return body

@@ -49,7 +49,7 @@ class DeploymentState:
         routing = self.manager.config.routing
         targets = probe_targets(self.manager.deployments(), routing.health_check, routing.timeout or 5.0)
         if targets:
-            self.monitor = HealthMonitor(self.transport.session, targets, on_change=self._health_changed)
+            self.monitor = HealthMonitor(self.transport.get, targets, on_change=self._health_changed)
             if previous is not None:
                 self.monitor.carry_over(previous)
         self._sync_routing()

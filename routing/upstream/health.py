@@ -1,10 +1,10 @@
-"""Active health checks: a pure tracker (probe results in, health out) and an aiohttp loop that feeds it.
+"""Active health checks: a pure tracker (probe results in, health out) and a loop that feeds it through the pool.
 
 What is probed (see `probe_target`): local vLLM by `GET {origin}/health`; hosted APIs by a cheap authenticated
 `GET {base_url}/models`; `health_path` overrides per deployment (relative to base_url, "/abs" relative to the
-origin, "none" disables); `mock` is never probed. Healthy = 2xx (redirects are not followed). A deployment
-turns unhealthy after `unhealthy_after` consecutive failed probes (default 2, so one lost packet does not
-pull it) and healthy again after `healthy_after` consecutive successes (default 1). Until its first probe
+origin, "none" disables); in-process kinds (mock) are never probed. Healthy = 2xx (redirects are not followed).
+A deployment turns unhealthy after `unhealthy_after` consecutive failed probes (default 2, so one lost packet does
+not pull it) and healthy again after `healthy_after` consecutive successes (default 1). Until its first probe
 completes it counts as healthy, with status "unknown"; after a config reload a deployment probed at the same URL
 keeps its known state (`carry_over`). Keys never appear in URLs shown, logs or errors.
 """
@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-import aiohttp
-
 from adapters.kinds import kind_spec
 from routing.config.schema import DeploymentConfig
 from routing.config.urls import origin, redact_url
+from routing.errors import UpstreamError
+from routing.upstream.exchange import Get
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +137,10 @@ def probe_url(base_url: str, path: str, at_origin: bool) -> str:
 
 
 def probe_target(dep: DeploymentConfig, default_interval: float, timeout: float = 5.0) -> ProbeTarget | None:
-    """The probe for a deployment, or None when it is not probed (mock, health_path "none", interval 0); its
-    `health_timeout` and `health_check` override the defaults given."""
+    """The probe for a deployment, or None when it is not probed (in process, health_path "none", interval 0);
+    its `health_timeout` and `health_check` override the defaults given."""
     spec = kind_spec(dep.kind)
-    if dep.kind == "mock" or (spec is not None and not spec.health_path and not dep.health_path):
+    if spec is not None and (spec.in_process or (not spec.health_path and not dep.health_path)):
         return None
     path = dep.health_path or (spec.health_path if spec is not None else "models")
     interval = dep.health_interval or default_interval
@@ -164,21 +164,19 @@ def probe_targets(
 class HealthMonitor:
     """Probes each target every `interval` seconds in its own task and reports flips to `on_change`.
 
-    `session` is an aiohttp.ClientSession (shared, not closed here) or a factory called by `start()` (the
-    session it makes is closed by `close()`).
+    `get` makes the probe request: `HttpTransport.get`, so probes share the calls' pool (owned by the transport).
     """
 
     def __init__(
         self,
-        session: aiohttp.ClientSession | Callable[[], aiohttp.ClientSession],
+        get: Get,
         targets: Sequence[ProbeTarget],
         on_change: OnChange | None = None,
         *,
         policy: HealthPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._session_arg = session
-        self._session: aiohttp.ClientSession | None = session if isinstance(session, aiohttp.ClientSession) else None
+        self._get = get
         self.targets = {t.key: t for t in targets}
         self._on_change = on_change
         self.tracker = HealthTracker(policy)
@@ -196,26 +194,21 @@ class HealthMonitor:
         if self._tasks:
             return
         self._stop.clear()
-        if self._session is None and not isinstance(self._session_arg, aiohttp.ClientSession):
-            self._session = self._session_arg()
         self._tasks = [
             asyncio.create_task(self._loop(t), name=f"health:{t.key}") for t in self.targets.values() if t.interval > 0
         ]
 
     async def close(self) -> None:
-        """Cancel and await every probe loop; close the session if this monitor made it."""
+        """Cancel and await every probe loop."""
         self._stop.set()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._session is not None and not isinstance(self._session_arg, aiohttp.ClientSession):
-            await self._session.close()
-            self._session = None
 
     async def _loop(self, target: ProbeTarget) -> None:
-        # The stop event, not only cancel(), ends the loop: aiohttp's own timeout may swallow a cancel()
-        # that lands while it is timing out a probe.
+        # The stop event, not only cancel(), ends the loop: a cancel() that lands just as a probe's own timeout
+        # fires can be taken for that timeout.
         while not self._stop.is_set():
             try:
                 await self.check(target.key)
@@ -252,22 +245,10 @@ class HealthMonitor:
         await asyncio.gather(*(self.check(key) for key in self.targets))
 
     async def _probe(self, target: ProbeTarget) -> tuple[bool, str]:
-        if self._session is None:
-            raise RuntimeError("HealthMonitor: call start() before probing")
         try:
-            async with self._session.get(
-                target.url,
-                headers=dict(target.headers),
-                timeout=aiohttp.ClientTimeout(total=target.timeout),
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-        except TimeoutError:
-            return False, f"timeout after {target.timeout:g}s"
-        except aiohttp.ClientConnectionError as exc:
-            return False, f"connection failed ({type(exc).__name__})"
-        except aiohttp.ClientError as exc:
-            return False, f"request failed ({type(exc).__name__})"
+            status, _, _ = await self._get(target.url, dict(target.headers), target.timeout, 0)
+        except UpstreamError as exc:  # its message is secret-free: it never holds the URL or headers
+            return False, exc.message
         if 200 <= status < 300:
             return True, ""
         return False, f"HTTP {status}"

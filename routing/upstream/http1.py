@@ -5,8 +5,9 @@ the same exchange over a bare protocol takes about 110 us (bench/RESULTS.md, "up
 path that difference is most of the gateway's added latency. This client does only what the gateway needs:
 keep-alive pools per origin, TLS through the standard library, a request with a body, the response as status,
 headers and body bytes read as they arrive (content-length, chunked, or until close), gzip/deflate decoding,
-read-side flow control, and no retries, redirects, cookies or proxies (the executor is the one retry loop and
-upstreams are configured explicitly).
+read-side flow control, caps on what a response may make us hold (`Caps`), forward proxies (`Proxies`), and one
+retry of a request whose reused keep-alive connection turned out dead before any response byte. No other retries
+(the executor is the one retry loop), no redirects, no cookies.
 """
 
 from __future__ import annotations
@@ -16,21 +17,39 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
-from routing.upstream.http1_response import ConnectError, Connection, Headers, HttpError, Response
+from routing.upstream.dial import dial
+from routing.upstream.http1_connection import Connection, PoolKey
+from routing.upstream.http1_response import Caps, ConnectError, Headers, HttpError, LimitExceeded, Response
+from routing.upstream.proxy import Proxies, Proxy
 
-__all__ = ["ConnectError", "Headers", "HttpError", "Pool", "Response"]
+__all__ = ["Caps", "ConnectError", "Headers", "HttpError", "LimitExceeded", "Pool", "Response"]
+
+_DEFAULT_CAPS = Caps()
 
 
 class Pool:
-    """Keep-alive connections per (scheme, host, port), most recently used first."""
+    """Keep-alive connections per (scheme, host, port, proxy), most recently used first."""
 
-    def __init__(self, keepalive: float = 30.0, limit: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        keepalive: float = 30.0,
+        limit: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        proxies: Proxies | None = None,
+        max_header_bytes: int = _DEFAULT_CAPS.header_bytes,
+        max_body_bytes: int = _DEFAULT_CAPS.body_bytes,
+        max_decoded_read_bytes: int = _DEFAULT_CAPS.decoded_read_bytes,
+    ) -> None:
         self._keepalive = keepalive
         self._slots = asyncio.Semaphore(limit) if limit > 0 else None  # connections in use, all origins
         self.lingering: set[Connection] = set()  # released early, reading the rest of their response
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self._idle: dict[PoolKey, list[Connection]] = {}
         self._ssl = ssl_context
         self._closed = False
+        self.caps = Caps(max_header_bytes, max_body_bytes, max_decoded_read_bytes)
+        self._proxies = proxies if proxies is not None and proxies.configured else None
+        self._routes: dict[tuple[str, str, int], Proxy | None] = {}  # NO_PROXY decided once per origin
 
     async def request(
         self,
@@ -46,27 +65,56 @@ class Pool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + total_timeout
         scheme, host, port, target, host_header = _target(url)
-        if self._slots is not None:
+        proxy = self._route(scheme, host, port) if self._proxies is not None else None
+        if proxy is None:
+            key: PoolKey = (scheme, host, port, "")
+        else:
+            key = (scheme, host, port, proxy.display)
+            if scheme == "http":  # absolute-form to the proxy; https goes through a CONNECT tunnel instead
+                target = f"http://{host_header}{target}"
+                if proxy.authorization:
+                    headers = {**headers, "Proxy-Authorization": proxy.authorization}
+        payload = _encode(method, target, host_header, headers, body)
+        may_retry = True
+        while True:
+            if self._slots is not None:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await self._slots.acquire()
+                except TimeoutError:
+                    raise ConnectError("no free upstream connection (UPSTREAM_POOL_SIZE)") from None
             try:
-                async with asyncio.timeout_at(deadline):
-                    await self._slots.acquire()
-            except TimeoutError:
-                raise ConnectError("no free upstream connection (UPSTREAM_POOL_SIZE)") from None
+                conn = await self._acquire(key, proxy, connect_timeout, reuse=may_retry)
+            except BaseException:
+                self._free_slot()
+                raise
+            response = Response(conn, deadline)
+            conn.begin(response)
+            assert conn.transport is not None
+            conn.transport.write(payload)
+            try:
+                await response.wait_headers()
+            except HttpError:
+                response.close()
+                # The keep-alive race: the server closed the idle connection as we sent. Nothing was answered,
+                # so the request goes once more on a new connection; never after a response byte or on a new one.
+                if may_retry and conn.exchanges > 1 and conn.silent:
+                    may_retry = False
+                    continue
+                raise
+            except BaseException:
+                response.close()
+                raise
+            return response
+
+    def _route(self, scheme: str, host: str, port: int) -> Proxy | None:
+        origin = (scheme, host, port)
         try:
-            conn = await self._acquire((scheme, host, port), connect_timeout)
-        except BaseException:
-            self._free_slot()
-            raise
-        response = Response(conn, deadline)
-        conn.begin(response)
-        assert conn.transport is not None
-        conn.transport.write(_encode(method, target, host_header, headers, body))
-        try:
-            await response.wait_headers()
-        except BaseException:
-            response.close()
-            raise
-        return response
+            return self._routes[origin]
+        except KeyError:
+            assert self._proxies is not None
+            proxy = self._routes[origin] = self._proxies.for_target(scheme, host, port)
+            return proxy
 
     def _free_slot(self) -> None:
         if self._slots is not None:
@@ -98,8 +146,8 @@ class Pool:
                 conn.close()
         self._idle.clear()
 
-    async def _acquire(self, key: tuple[str, str, int], connect_timeout: float) -> Connection:
-        idle = self._idle.get(key)
+    async def _acquire(self, key: PoolKey, proxy: Proxy | None, connect_timeout: float, reuse: bool) -> Connection:
+        idle = self._idle.get(key) if reuse else None
         now = time.monotonic()
         while idle:
             conn = idle.pop()
@@ -107,20 +155,8 @@ class Pool:
             if not conn.closed and now - conn.idle_since < self._keepalive:
                 return conn
             conn.close()
-        scheme, host, port = key
-        context = self._ssl_context() if scheme == "https" else None
-        try:
-            async with asyncio.timeout(connect_timeout):
-                _, conn = await asyncio.get_running_loop().create_connection(
-                    lambda: Connection(self, key), host, port, ssl=context, server_hostname=host if context else None
-                )
-        except TimeoutError:
-            raise ConnectError(f"connect timeout after {connect_timeout:g}s") from None
-        except ssl.SSLError as exc:
-            raise ConnectError(f"TLS handshake failed ({exc.reason or type(exc).__name__})", exc) from None
-        except OSError as exc:
-            raise ConnectError(exc.strerror or type(exc).__name__, exc) from None
-        return conn
+        context = self._ssl_context() if key[0] == "https" else None
+        return await dial(self, key, proxy, context, connect_timeout)
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:

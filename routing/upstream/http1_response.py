@@ -1,7 +1,9 @@
-"""The response side of routing/http1.py: one connection's protocol, and the response it is reading.
+"""The response side of routing/upstream/http1.py: the response a connection is reading, and the client's errors.
 
 A response is read as it arrives (`read_nowait`, `readany`, `read`); the connection goes back to its pool when the
 exchange ended cleanly, and a response released before its end reads its tail for a moment first (`release`).
+Memory is bounded by `Caps`: the header block, a whole body read with `read()`, and what one network read may
+decode to (gzip and deflate are inflated with `max_length`, so a bomb fails before it is unpacked).
 """
 
 from __future__ import annotations
@@ -9,18 +11,8 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Protocol
-
-import httptools
-
-
-class PoolSide(Protocol):
-    """What a connection needs of its pool."""
-
-    lingering: set[Connection]
-
-    def done_with(self, conn: Connection, reuse: bool) -> None: ...
-
 
 _HIGH_WATER = 1 << 20  # pause reading the socket past this many buffered body bytes
 # A response released before its end (a stream stopped at its usage chunk, before `[DONE]`) keeps reading this
@@ -41,6 +33,44 @@ class ConnectError(HttpError):
         self.os_error = os_error
 
 
+class LimitExceeded(HttpError):
+    """The response passed one of the client's caps (`Caps`); the message names the cap."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """Bytes a response may make the client hold: its header block, a body read whole, one read's decoded output."""
+
+    header_bytes: int = 64 * 1024
+    body_bytes: int = 32 * 1024 * 1024
+    decoded_read_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if min(self.header_bytes, self.body_bytes, self.decoded_read_bytes) < 1:
+            raise ValueError("Caps: every cap must be >= 1 byte")
+
+
+class ConnectionSide(Protocol):
+    """What a response needs of the connection it is read from (routing/upstream/http1_connection.py)."""
+
+    closed: bool
+    caps: Caps
+
+    def status_code(self) -> int: ...
+
+    def should_keep_alive(self) -> bool: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def linger(self) -> None:
+        """Released early: keep reading the rest of the response for a moment."""
+
+    def finish(self, reuse: bool) -> None:
+        """The exchange is over: back to the pool when `reuse`, else closed."""
+
+
 class Headers(dict[str, str]):
     """Response headers under lower-case names, looked up case-insensitively; repeated ones joined by ", "."""
 
@@ -54,68 +84,16 @@ class Headers(dict[str, str]):
         return isinstance(name, str) and super().__contains__(name.lower())
 
 
-class Connection(asyncio.Protocol):
-    """One socket. It carries one exchange at a time; `response` is the one in flight."""
-
-    def __init__(self, pool: PoolSide, key: tuple[str, str, int]) -> None:
-        self.pool, self.key = pool, key
-        self.transport: asyncio.Transport | None = None
-        self.response: Response | None = None
-        self.closed = False
-        self.idle_since = 0.0
-        self._parser: Any = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def begin(self, response: Response) -> None:
-        self.response = response
-        self._parser = httptools.HttpResponseParser(response)
-
-    def data_received(self, data: bytes) -> None:
-        response = self.response
-        if response is None:  # bytes nobody asked for: the connection cannot be trusted any more
-            self.close()
-            return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            response.fail(HttpError("upstream switched protocols"))
-            self.close()
-        except httptools.HttpParserError as exc:
-            response.fail(HttpError(f"malformed HTTP response ({exc})"))
-            self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        response = self.response
-        if response is not None:
-            response.connection_lost(exc)
-
-    def pause_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-
 class Response:
     """Status and headers once `Pool.request` returns; the body is read with `read`, `readany`, `read_nowait`."""
 
-    def __init__(self, conn: Connection, deadline: float) -> None:
+    def __init__(self, conn: ConnectionSide, deadline: float) -> None:
         self._conn = conn
         self.deadline = deadline  # loop time by which the whole exchange must end
         self.status = 0
         self.headers = Headers()
         self.keep_alive = False
-        self._got_headers = False
+        self.got_headers = False
         self._headers_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -136,14 +114,14 @@ class Response:
         dict.__setitem__(headers, key, f"{headers[key]}, {text}" if key in headers else text)
 
     def on_headers_complete(self) -> None:
-        self.status = self._conn._parser.get_status_code()
+        self.status = self._conn.status_code()
         encoding = self.headers.get("content-encoding", "identity").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._decoder = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib, detected from the header
         elif encoding not in ("", "identity"):
             self.fail(HttpError(f"unsupported content-encoding {encoding!r}"))
             return
-        self._got_headers = True
+        self.got_headers = True
         if not self._headers_done.done():
             self._headers_done.set_result(None)
 
@@ -153,8 +131,13 @@ class Response:
             if self._drained_bytes > _LINGER_BYTES:
                 self._end_drain(reuse=False)
             return
-        if self._decoder is not None:
-            body = self._decoder.decompress(body)
+        decoder = self._decoder
+        if decoder is not None:
+            cap = self._conn.caps.decoded_read_bytes
+            room = cap - self._buffered
+            body = decoder.decompress(body, room if room > 0 else 1)  # max_length: a bomb stops here
+            if decoder.unconsumed_tail:
+                raise LimitExceeded(f"response body decodes to more than {cap} bytes at once (max_decoded_read_bytes)")
             if not body:
                 return
         self._chunks.append(body)
@@ -170,7 +153,7 @@ class Response:
             if tail:
                 self._chunks.append(tail)
         self._complete = True
-        self.keep_alive = self._conn._parser.should_keep_alive()
+        self.keep_alive = self._conn.should_keep_alive()
         if self._draining is not None:
             self._end_drain(reuse=self.keep_alive and not self._conn.closed)
             return
@@ -191,7 +174,7 @@ class Response:
     def connection_lost(self, exc: Exception | None) -> None:
         if self._complete:
             return
-        if self._got_headers and self._reads_until_close():
+        if self.got_headers and self._reads_until_close():
             self.on_message_complete()  # a body delimited by the connection's end is complete now
             return
         name = type(exc).__name__ if exc else "closed by upstream"
@@ -238,7 +221,8 @@ class Response:
         return self.read_nowait()
 
     async def read(self, limit: int | None = None) -> bytes:
-        """The whole body (or its first `limit` bytes)."""
+        """The whole body (or its first `limit` bytes); past the `body_bytes` cap, decoded, it is a LimitExceeded."""
+        cap = self._conn.caps.body_bytes
         parts: list[bytes] = []
         size = 0
         while True:
@@ -249,6 +233,10 @@ class Response:
             size += len(data)
             if limit is not None and size >= limit:
                 break
+            if size > cap:
+                error = LimitExceeded(f"response body exceeds {cap} bytes (max_body_bytes)")
+                self._error = error  # so release() closes the connection rather than draining the rest
+                raise error
         body = b"".join(parts)
         return body if limit is None else body[:limit]
 
@@ -259,29 +247,26 @@ class Response:
             return
         self._released = True
         conn = self._conn
-        if not self._complete and self._error is None and not conn.closed and self._got_headers:
+        if not self._complete and self._error is None and not conn.closed and self.got_headers:
             self._chunks.clear()
             if self._paused:
                 self._paused = False
                 conn.resume_reading()
             self._draining = asyncio.get_running_loop().call_later(_LINGER_S, self._end_drain, False)
-            conn.pool.lingering.add(conn)
+            conn.linger()
             return
-        conn.response = None
-        conn.pool.done_with(conn, self._complete and self._error is None and self.keep_alive and not conn.closed)
+        conn.finish(self._complete and self._error is None and self.keep_alive and not conn.closed)
 
     def _end_drain(self, reuse: bool) -> None:
         timer, self._draining = self._draining, None
         if timer is None:
             return
         timer.cancel()
-        self._conn.response = None
-        self._conn.pool.done_with(self._conn, reuse)
+        self._conn.finish(reuse)
 
     def close(self) -> None:
         """Abandon the response and its connection (a half-read body cannot be reused)."""
         if self._released:
             return
         self._released = True
-        self._conn.response = None
-        self._conn.pool.done_with(self._conn, reuse=False)
+        self._conn.finish(reuse=False)

@@ -1,17 +1,16 @@
-"""Upstream HTTP: the lean keep-alive pool (routing/http1.py) on the hot path, an aiohttp session for the rest.
+"""Upstream HTTP: every request the gateway makes goes through one keep-alive pool (routing/upstream/http1.py).
 
-Calls to deployments go through `Pool`; health probes and other side requests use `session`. Foreign errors
-are translated once, here, into UpstreamError.
+Calls to deployments use `open`, `read_json` and `sse_batches`; side requests (health probes, the Maps script)
+use `get`. URLs of another scheme go to a mounted transport (`mock://`: routing/upstream/mock.py) and are read
+the same way. Foreign errors are translated once, here, into UpstreamError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
-
-import aiohttp
 
 from adapters.base import Adapter, ProtocolError, UpstreamRequest
 from adapters.redact import redact
@@ -19,42 +18,53 @@ from adapters.sse import SSEDecoder
 from routing.config.schema import DeploymentConfig, Timeouts
 from routing.errors import ClientRequestError, UpstreamError
 from routing.retry import parse_retry_after
-from routing.upstream.http1 import ConnectError, HttpError, Pool, Response
+from routing.upstream.exchange import Mount, UpstreamResponse
+from routing.upstream.http1 import Caps, ConnectError, Headers, HttpError, LimitExceeded, Pool
+from routing.upstream.mock import MockTransport
+from routing.upstream.proxy import Proxies
 
 # Statuses that mean "this deployment cannot serve now" and so fall back; any other 4xx is the client's fault.
 RETRYABLE_STATUS = frozenset({401, 403, 404, 408, 409, 425, 429})
 _MAX_ERROR_BODY = 64 * 1024
+_HTTP = ("http://", "https://")
+_DEFAULT_CAPS = Caps()
 
 
 class HttpTransport:
-    """Owns the connection pools (httpx's measured ~10x slower than aiohttp's, ours faster still: bench/RESULTS.md)."""
+    """Owns the one connection pool and the mounted in-process transports (why our own client: bench/RESULTS.md §8)."""
 
-    def __init__(self, pool_size: int = 0, pool_per_host: int = 0, keepalive: float = 30.0) -> None:
-        self._pool_size, self._per_host, self._keepalive = pool_size, pool_per_host, keepalive
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(
+        self,
+        pool_size: int = 0,
+        keepalive: float = 30.0,
+        *,
+        proxies: Proxies | None = None,
+        max_header_bytes: int = _DEFAULT_CAPS.header_bytes,
+        max_body_bytes: int = _DEFAULT_CAPS.body_bytes,
+        max_decoded_read_bytes: int = _DEFAULT_CAPS.decoded_read_bytes,
+        mounts: Mapping[str, Mount] | None = None,
+    ) -> None:
+        self._pool_size, self._keepalive, self._proxies = pool_size, keepalive, proxies
+        self._caps = Caps(max_header_bytes, max_body_bytes, max_decoded_read_bytes)
+        self._mounts: dict[str, Mount] = {"mock": MockTransport(), **(mounts or {})}
         self._pool: Pool | None = None
 
     async def start(self) -> None:
-        self._pool = Pool(keepalive=self._keepalive, limit=self._pool_size)
-        connector = aiohttp.TCPConnector(
-            limit=self._pool_size, limit_per_host=self._per_host, keepalive_timeout=self._keepalive, ttl_dns_cache=300
+        caps = self._caps
+        # No retries here beyond the pool's one for a dead keep-alive connection: the executor is the retry loop.
+        self._pool = Pool(
+            keepalive=self._keepalive,
+            limit=self._pool_size,
+            proxies=self._proxies,
+            max_header_bytes=caps.header_bytes,
+            max_body_bytes=caps.body_bytes,
+            max_decoded_read_bytes=caps.decoded_read_bytes,
         )
-        # No retries here: the executor is the one retry loop. No env proxies: upstreams are configured explicitly.
-        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("transport not started")
-        return self._session
 
     @property
     def pool(self) -> Pool:
@@ -62,39 +72,90 @@ class HttpTransport:
             raise RuntimeError("transport not started")
         return self._pool
 
-    async def open(self, dep: DeploymentConfig, req: UpstreamRequest, adapter: Adapter, budget: float) -> Response:
+    async def get(
+        self, url: str, headers: Mapping[str, str], total_timeout: float, max_bytes: int
+    ) -> tuple[int, Headers, bytes]:
+        """A side request through the call pool: status, headers and the body, which may be at most `max_bytes`
+        (0: not read at all, for a probe that needs only the status). Every failure is an UpstreamError whose
+        message never holds the URL (it may carry a key)."""
+        try:
+            async with asyncio.timeout(total_timeout):
+                resp = await self.pool.request(
+                    "GET", url, dict(headers), None, connect_timeout=total_timeout, total_timeout=total_timeout
+                )
+                try:
+                    body = await resp.read(max_bytes + 1) if max_bytes > 0 else b""
+                except BaseException:
+                    resp.close()
+                    raise
+        except TimeoutError:
+            raise UpstreamError("timeout", f"timeout after {total_timeout:g}s") from None
+        except LimitExceeded as exc:
+            raise UpstreamError("protocol", str(exc)) from None
+        except ConnectError as exc:
+            raise UpstreamError("connect", f"connection failed ({exc})") from None
+        except HttpError as exc:
+            raise UpstreamError("protocol", f"request failed ({exc})") from None
+        except OSError as exc:
+            raise UpstreamError("connect", f"connection failed ({type(exc).__name__})") from None
+        if len(body) > max_bytes:
+            resp.close()
+            raise UpstreamError("protocol", f"response body larger than {max_bytes} bytes")
+        resp.release()  # with the body unread (max_bytes 0), its tail is drained so the connection can be pooled
+        return resp.status, resp.headers, body
+
+    async def open(
+        self, dep: DeploymentConfig, req: UpstreamRequest, adapter: Adapter, budget: float
+    ) -> UpstreamResponse:
         """Send the request and wait for response headers within the time-to-first-byte budget."""
         t = dep.timeouts
-        try:
-            async with asyncio.timeout(min(t.first_token, budget)):
-                resp = await self.pool.request(
-                    req.method,
-                    req.url,
-                    req.headers,
-                    req.body,
-                    connect_timeout=t.connect,
-                    total_timeout=min(t.total, budget),
-                )
-        except TimeoutError:
-            raise UpstreamError("timeout", f"{dep.name}: no response within {min(t.first_token, budget):g}s") from None
-        except ConnectError as exc:
-            raise UpstreamError("connect", f"{dep.name}: cannot connect ({exc})") from None
-        except HttpError as exc:
-            raise UpstreamError("connect", f"{dep.name}: connection failed ({exc})") from None
-        except OSError as exc:
-            raise UpstreamError("connect", f"{dep.name}: connection failed ({type(exc).__name__})") from None
+        if not req.url.startswith(_HTTP):
+            resp = await self._open_mounted(dep, req, budget)
+        else:
+            try:
+                async with asyncio.timeout(min(t.first_token, budget)):
+                    resp = await self.pool.request(
+                        req.method,
+                        req.url,
+                        req.headers,
+                        req.body,
+                        connect_timeout=t.connect,
+                        total_timeout=min(t.total, budget),
+                    )
+            except TimeoutError:
+                raise UpstreamError(
+                    "timeout", f"{dep.name}: no response within {min(t.first_token, budget):g}s"
+                ) from None
+            except ConnectError as exc:
+                raise UpstreamError("connect", f"{dep.name}: cannot connect ({exc})") from None
+            except LimitExceeded as exc:
+                raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
+            except HttpError as exc:
+                raise UpstreamError("connect", f"{dep.name}: connection failed ({exc})") from None
+            except OSError as exc:
+                raise UpstreamError("connect", f"{dep.name}: connection failed ({type(exc).__name__})") from None
         if resp.status >= 400:
             await _raise_for_status(dep, resp, adapter)
         return resp
 
+    async def _open_mounted(self, dep: DeploymentConfig, req: UpstreamRequest, budget: float) -> UpstreamResponse:
+        scheme = req.url.partition(":")[0].lower()
+        mount = self._mounts.get(scheme)
+        if mount is None:
+            raise UpstreamError("connect", f"{dep.name}: no transport for {scheme}:// URLs", retryable=False)
+        deadline = asyncio.get_running_loop().time() + min(dep.timeouts.total, budget)
+        return await mount.open(dep, req, deadline)
+
     async def read_json(
-        self, dep: DeploymentConfig, resp: Response, adapter: Adapter, request: UpstreamRequest | None = None
+        self, dep: DeploymentConfig, resp: UpstreamResponse, adapter: Adapter, request: UpstreamRequest | None = None
     ) -> dict[str, Any]:
         try:
             async with asyncio.timeout_at(resp.deadline):
                 body = await resp.read()
         except TimeoutError:
             raise UpstreamError("timeout", f"{dep.name}: body not received within {dep.timeouts.total:g}s") from None
+        except LimitExceeded as exc:
+            raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
         except (HttpError, OSError) as exc:
             raise UpstreamError("stream", f"{dep.name}: connection lost while reading ({exc})") from None
         finally:
@@ -105,7 +166,7 @@ class HttpTransport:
             raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
 
     async def sse_batches(
-        self, dep: DeploymentConfig, resp: Response, timeouts: Timeouts
+        self, dep: DeploymentConfig, resp: UpstreamResponse, timeouts: Timeouts
     ) -> AsyncIterator[list[bytes]]:
         """The SSE `data` payloads completed by each upstream read, as they arrive (never waiting for more).
 
@@ -125,6 +186,8 @@ class HttpTransport:
                 if loop.time() >= resp.deadline:
                     raise UpstreamError("timeout", f"{dep.name}: stream exceeded {timeouts.total:g}s in all") from None
                 raise UpstreamError("timeout", f"{dep.name}: stream stalled for {idle:g}s") from None
+            except LimitExceeded as exc:
+                raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
             except (HttpError, OSError) as exc:
                 raise UpstreamError("stream", f"{dep.name}: connection lost mid-stream ({exc})") from None
             if not data:
@@ -140,7 +203,7 @@ class HttpTransport:
                 yield events
 
 
-async def _raise_for_status(dep: DeploymentConfig, resp: Response, adapter: Adapter) -> None:
+async def _raise_for_status(dep: DeploymentConfig, resp: UpstreamResponse, adapter: Adapter) -> None:
     try:
         async with asyncio.timeout_at(resp.deadline):
             body = await resp.read(_MAX_ERROR_BODY)
@@ -150,7 +213,7 @@ async def _raise_for_status(dep: DeploymentConfig, resp: Response, adapter: Adap
         resp.close()
     status = resp.status
     message = redact(adapter.error_message(status, body), (dep.api_key,))  # upstreams echo what they were sent
-    retry_after = parse_retry_after(resp.headers.get("Retry-After"), time.time()) if status in (429, 503) else None
+    retry_after = parse_retry_after(resp.headers.get("retry-after"), time.time()) if status in (429, 503) else None
     if status >= 500 or status in RETRYABLE_STATUS:
         raise UpstreamError("status", f"{dep.name}: HTTP {status}: {message}", status=status, retry_after=retry_after)
     raise ClientRequestError(status, message)

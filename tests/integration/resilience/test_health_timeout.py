@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import aiohttp
 import httpx
 import yaml
 
 from routing.config.load import load_config
 from routing.upstream.health import HealthMonitor, HealthPolicy, probe_targets
+from routing.upstream.transport import HttpTransport
 from tests.conftest import GatewayFactory
 
 from .conftest import FakeUpstream
@@ -28,13 +28,16 @@ async def test_slow_health_is_judged_by_each_deployments_timeout(upstream: FakeU
     routing.write_text(yaml.safe_dump({"timeout": 1, "health_check": 60}))
     config = load_config(models, routing, {})
     targets = probe_targets(config.models[0].deployments, config.routing.health_check, config.routing.timeout)
-    monitor = HealthMonitor(aiohttp.ClientSession, targets, policy=HealthPolicy(unhealthy_after=1))
+    transport = HttpTransport()
+    await transport.start()
+    monitor = HealthMonitor(transport.get, targets, policy=HealthPolicy(unhealthy_after=1))
     await monitor.start()
     try:
         assert await monitor.check("m/patient")
         assert not await monitor.check("m/hasty")
     finally:
         await monitor.close()
+        await transport.close()
     assert monitor.state("m/patient").status == "healthy"
     assert monitor.state("m/hasty").status == "unhealthy"
     assert monitor.state("m/hasty").last_error == "timeout after 0.2s"
