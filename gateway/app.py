@@ -23,7 +23,7 @@ from gateway.beacon import maps, ws
 from gateway.edge import HeaderLimitMiddleware
 from gateway.errors import gateway_error_handler, http_error_handler, unhandled_error_handler
 from gateway.lifespan import Services, running_services
-from gateway.logs import configure_logging
+from gateway.logs import configure_logging, write_directly
 from gateway.middleware import RequestIdMiddleware
 from gateway.openai import endpoints as openai_api
 from gateway.ops import admin, health, metrics, stats
@@ -123,6 +123,9 @@ def create_app(settings: Settings | None = None, *, own_logging: bool = True) ->
         except STARTUP_ERRORS as exc:
             app.startup_error = exc
             raise
+        finally:
+            if own_logging:
+                write_directly()
 
     table = routes()
     if missing := unguarded(table):

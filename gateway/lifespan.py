@@ -105,7 +105,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     config = load_gateway_config(settings)
     report_config(config)
     manager = RoutingManager(config)
-    transport = HttpTransport(pool_size=settings.pool_size)
+    transport = HttpTransport(pool_size=settings.pool_size, proxies=settings.proxies)
     await transport.start()
     call_log = build_call_log(settings.storage)
     metrics = Metrics()

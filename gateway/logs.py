@@ -35,6 +35,28 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class _Queued(logging.handlers.QueueHandler):
+    """The root handler: records go to a queue that one thread writes out."""
+
+    listener: logging.handlers.QueueListener
+
+
+def _stop(listener: logging.handlers.QueueListener) -> None:
+    """Stop the writer thread once (QueueListener.stop is not idempotent)."""
+    if listener._thread is not None:
+        listener.stop()
+
+
+def write_directly() -> None:
+    """Flush the queue and write later records in the calling thread: after the app has stopped, the process may
+    end by a re-raised signal (plain uvicorn does), which runs no atexit handler to flush the queue."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _Queued):
+            _stop(handler.listener)
+            root.handlers = [h for h in root.handlers if h is not handler] + list(handler.listener.handlers)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Route all logging through a queue to one stderr writer thread (idempotent)."""
     root = logging.getLogger()
@@ -48,8 +70,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(records, stream, respect_handler_level=False)
     listener.start()
-    atexit.register(listener.stop)
-    root.handlers = [logging.handlers.QueueHandler(records)]
+    atexit.register(_stop, listener)
+    handler = _Queued(records)
+    handler.listener = listener
+    root.handlers = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []

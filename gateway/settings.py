@@ -2,7 +2,8 @@
 
 `load_env` is the one place `.env` is read. `Settings.from_env` validates every variable the gateway knows
 (gateway/envvars.py: one boolean parser, ranges checked, one error line naming the variable and the fix) and
-groups them: routing bounds, retry, breaker, access, call log (gateway/calllog/settings.py), Maps, server.
+groups them: routing bounds, retry, breaker, access, call log (gateway/calllog/settings.py), Maps, server, and
+the forward proxies upstream calls take (HTTPS_PROXY / HTTP_PROXY / NO_PROXY, routing/upstream/proxy.py).
 The mapping itself stays on `settings.env`: the config files expand `${VAR}` from it. A reload (SIGHUP or
 `POST /routing {"reload": true}`) re-reads the config files, not the environment: a changed variable, in the
 environment or in `.env`, takes a restart.
@@ -24,6 +25,7 @@ from gateway.calllog.settings import StorageSettings
 from gateway.envvars import EnvGroup, Flag, SettingsError, Words, read_env
 from routing.limits.breaker import BreakerConfig
 from routing.retry import DEFAULT_RETRY_ON, RETRYABLE_KINDS, RetryPolicy, parse_retry_on
+from routing.upstream.proxy import Proxies
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPS_URL = "https://maps.googleapis.com/maps/api/js"
@@ -156,6 +158,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=lambda: StorageSettings(backend="disabled"))
     maps: MapsSettings = field(default_factory=MapsSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    proxies: Proxies = field(default_factory=Proxies)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
@@ -168,6 +171,10 @@ class Settings:
             access = AccessPolicy.build(e.api_keys, e.keys_file, e.admin_key, e.metrics_public)
         except AccessConfigError as exc:
             raise SettingsError(str(exc)) from None
+        try:
+            proxies = Proxies.from_env(env)
+        except ValueError as exc:
+            raise SettingsError(f"environment variable {exc}. Fix: write http://[user:pass@]host:port") from None
         return cls(
             env=env,
             root=root,
@@ -206,6 +213,7 @@ class Settings:
             storage=storage,
             maps=MapsSettings(e.maps_key, e.maps_url, e.maps_cache_seconds),
             server=ServerSettings(e.host, e.port, e.workers, e.graceful_timeout, e.forwarded_allow_ips),
+            proxies=proxies,
         )
 
 

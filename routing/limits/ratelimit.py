@@ -351,12 +351,3 @@ def settle_bucket(bucket: int, delta: int, now: float) -> int | None:
     if bucket >= oldest_bucket(now):
         return bucket
     return math.floor(now) if delta > 0 else None
-
-
-def build_rate_limiter(redis_url: str | None, *, prefix: str = "gw:rl") -> RateLimiter:
-    """Redis back end when a URL is given (shared by every worker and host), else in-process."""
-    if not redis_url:
-        return InProcessRateLimiter()
-    from routing.limits.ratelimit_redis import RedisRateLimiter
-
-    return RedisRateLimiter.from_url(redis_url, prefix=prefix)

@@ -83,3 +83,11 @@ def test_bare_and_named_client_keys() -> None:
     names = [name for name, _ in policy.client_keys]
     assert names[0].startswith("key-") and len(names[0]) == 12 and names[1] == "bob"
     assert "sk-abc123" not in repr(policy)
+
+
+def test_proxies_are_settings_too() -> None:
+    proxies = Settings.from_env({"HTTPS_PROXY": "http://u:p@proxy.corp:3128", "NO_PROXY": ".internal"}).proxies
+    assert proxies.for_target("https", "api.openai.com", 443) is not None
+    assert proxies.for_target("https", "gpu.internal", 443) is None
+    with pytest.raises(SettingsError, match=r"^environment variable HTTPS_PROXY: only http:// proxies.*Fix:"):
+        Settings.from_env({"HTTPS_PROXY": "socks5://proxy:1080"})
