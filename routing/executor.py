@@ -29,8 +29,7 @@ from routing.limits.breaker import BreakerBoard
 from routing.limits.ratelimit import InProcessRateLimiter, estimate_tokens
 from routing.manager import ModelRoute
 from routing.retry import RetryPolicy, classify_failure
-from routing.selection import attempt_order
-from routing.strategies import unit_price
+from routing.selection import Preferences, attempt_order, preferred_order
 from routing.stream import UpstreamStream, account_completion, chunks_from_completion, total_tokens
 from routing.upstream.transport import HttpTransport
 
@@ -50,14 +49,21 @@ class ExecutorSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
-@dataclass(frozen=True, slots=True)
-class Preferences:
-    """Per-request routing inputs (Beacon's API): region, provider, cost or latency first."""
+@dataclass(slots=True)
+class _Tries:
+    """Where one call's retry loop stands."""
 
-    region: str = ""
-    strict_region: bool = False
-    provider: str = ""
-    cost_priority: bool | None = None
+    deadline: float  # monotonic time by which every attempt must be over
+    max_attempts: int
+    made: int = 0  # upstream attempts sent
+    rounds: int = 0  # passes over the plan that sent at least one attempt (the backoff exponent)
+    last: UpstreamError | None = None
+    pushed: str | None = None  # the deployment this pass may try past its open circuit
+    pushed_once: bool = False  # a call pushes past an open circuit at most once
+    queue_until: float | None = None  # one queue_timeout per call, however often the wait is woken up
+
+    def exhausted(self) -> bool:
+        return self.made >= self.max_attempts or time.monotonic() >= self.deadline
 
 
 def _outcome(exc: UpstreamError) -> str:
@@ -132,75 +138,76 @@ class Executor:
     async def _run(
         self, route: ModelRoute, payload: dict[str, Any], call: Call, attempt: Attempt[T], prefs: Preferences | None
     ) -> T:
-        """The one retry loop: attempts in plan order, skipping deployments that cannot take one now."""
+        """The one retry loop: passes over the plan, skipping deployments that cannot take an attempt now."""
         settings = self.settings
-        deadline = time.monotonic() + settings.deadline
         plan = self.plan(route, prefs)
         tokens = estimate_tokens(payload.get("messages") or (), _max_tokens(payload))
-        last: UpstreamError | None = None
-        made, rounds = 0, 0
-        force: str | None = None  # the one deployment a round may push past its open circuit
-        forced = False
-        queue_until: float | None = None  # one queue_timeout per call, however often the wait is woken up
+        tries = _Tries(deadline=time.monotonic() + settings.deadline, max_attempts=settings.max_attempts)
         skips: list[Skip] = []
-        while made < settings.max_attempts:
-            skips = []
-            progressed = False
+        while not tries.exhausted():
+            skips, sent = [], 0
             for dep in plan:
-                if made >= settings.max_attempts or time.monotonic() >= deadline:
+                if tries.exhausted():
                     break
-                admitted = await self.guards.admit(dep, route.model, tokens, force=dep.key == force)
+                admitted = await self.guards.admit(dep, route.model, tokens, force=dep.key == tries.pushed)
                 if isinstance(admitted, Skip):
                     skips.append(admitted)
                     continue
-                made += 1
-                progressed = True
+                tries.made += 1
+                sent += 1
                 began = time.perf_counter()
                 try:
-                    return await attempt(dep, deadline - time.monotonic(), admitted)
+                    return await attempt(dep, tries.deadline - time.monotonic(), admitted)
                 except ClientRequestError as exc:
                     call.add_attempt(dep, "client_error", exc.status, began, exc.message)
                     raise
                 except UpstreamError as exc:
                     call.upstream_wait += time.perf_counter() - began
                     call.add_attempt(dep, _outcome(exc), exc.upstream_status, began, exc.message)
-                    last = exc
+                    tries.last = exc
                     # the transport already sorted client errors out; what remains may go elsewhere
                     kind = classify_failure(exc.kind, exc.upstream_status)
                     if not exc.retryable or (kind != "client" and not settings.retry.retryable(kind)):
-                        raise AllAttemptsFailed(_summary(route, call), last) from None
-            force = None
-            if time.monotonic() >= deadline or made >= settings.max_attempts:
+                        raise AllAttemptsFailed(_summary(route, call), exc) from None
+            tries.pushed = None
+            if tries.exhausted():
                 break
-            if not progressed:
-                for skip in skips:
-                    call.add_skip(skip.dep, skip.reason)
-                if skips and all(s.reason in _WAITING for s in skips):
-                    raise _blocked(route, skips)
-                full = [s.dep for s in skips if s.reason == "full"]
-                if full:
-                    now = time.monotonic()
-                    queue_until = now + settings.queue_timeout if queue_until is None else queue_until
-                    if not await self.guards.wait_for_room(min(queue_until, deadline) - now, full):
-                        raise NoDeploymentAvailable(f"every deployment of {route.model.id} is at max_concurrent")
-                    continue
-                if forced:
+            if not sent:
+                if not await self._unblock(route, call, tries, skips):
                     break
-                # every circuit is open: still try the one most likely to recover rather than fail untried, but
-                # only once per call, never past an upstream's Retry-After and never beside a running trial
-                force = self.guards.breakers.best_to_force(
-                    [s.dep.key for s in skips if s.reason == "circuit_open"], time.monotonic()
-                )
-                if force is None:
-                    break
-                forced = True
                 continue
-            await asyncio.sleep(min(settings.retry.delay(rounds, self._draw()), max(0.0, deadline - time.monotonic())))
-            rounds += 1
-        if last is None:
+            pause = settings.retry.delay(tries.rounds, self._draw())
+            await asyncio.sleep(min(pause, max(0.0, tries.deadline - time.monotonic())))
+            tries.rounds += 1
+        if tries.last is None:
             waits = [s.retry_after for s in skips if s.retry_after is not None]
             raise NoDeploymentAvailable(_summary(route, call), min(waits) if waits else None)
-        raise AllAttemptsFailed(_summary(route, call), last)
+        raise AllAttemptsFailed(_summary(route, call), tries.last)
+
+    async def _unblock(self, route: ModelRoute, call: Call, tries: _Tries, skips: list[Skip]) -> bool:
+        """A pass sent nothing, every deployment was skipped: wait for room, or pick one to push past its open
+        circuit; True to pass over the plan again, False to give up. Raises when only time can help."""
+        for skip in skips:
+            call.add_skip(skip.dep, skip.reason)
+        if skips and all(s.reason in _WAITING for s in skips):
+            raise _blocked(route, skips)
+        full = [s.dep for s in skips if s.reason == "full"]
+        if full:
+            now = time.monotonic()
+            if tries.queue_until is None:
+                tries.queue_until = now + self.settings.queue_timeout
+            if not await self.guards.wait_for_room(min(tries.queue_until, tries.deadline) - now, full):
+                raise NoDeploymentAvailable(f"every deployment of {route.model.id} is at max_concurrent")
+            return True
+        if tries.pushed_once:
+            return False
+        # every circuit is open: still try the one most likely to recover rather than fail untried, but only once
+        # per call, never past an upstream's Retry-After and never beside a running trial
+        tries.pushed = self.guards.breakers.best_to_force(
+            [s.dep.key for s in skips if s.reason == "circuit_open"], time.monotonic()
+        )
+        tries.pushed_once = tries.pushed is not None
+        return tries.pushed_once
 
     async def complete(
         self, route: ModelRoute, payload: dict[str, Any], call: Call, prefs: Preferences | None = None
@@ -212,10 +219,10 @@ class Executor:
             try:
                 result = await self._complete_once(dep, payload, budget)
             except UpstreamError as exc:
-                await self.guards.finish(admitted, exc)
+                await self.guards.failed(admitted, exc)
                 raise
             except BaseException:
-                await self.guards.finish(admitted, judged=False)
+                await self.guards.abandoned(admitted)
                 raise
             elapsed = time.perf_counter() - began
             call.upstream_wait += elapsed
@@ -223,7 +230,7 @@ class Executor:
             call.deployment = dep
             call.first_token_at = time.perf_counter()
             account_completion(call, result)
-            await self.guards.finish(admitted, tokens=total_tokens(call))
+            await self.guards.succeeded(admitted, total_tokens(call))
             if self._on_ttft is not None:
                 self._on_ttft(dep.key, elapsed * 1000.0)
             return result
@@ -257,15 +264,15 @@ class Executor:
             except TimeoutError:
                 await batches.aclose()
                 exc = UpstreamError("timeout", f"{dep.name}: no first token within {dep.timeouts.first_token:g}s")
-                await self.guards.finish(admitted, exc)
+                await self.guards.failed(admitted, exc)
                 raise exc from None
             except UpstreamError as exc:
                 await batches.aclose()
-                await self.guards.finish(admitted, exc)
+                await self.guards.failed(admitted, exc)
                 raise
             except BaseException:
                 await batches.aclose()
-                await self.guards.finish(admitted, judged=False)
+                await self.guards.abandoned(admitted)
                 raise
             call.deployment = dep
             call.first_token_at = time.perf_counter()
@@ -352,25 +359,6 @@ def _blocked(route: ModelRoute, skips: list[Skip]) -> RoutingError:
     return RateLimited(
         f"every deployment of {route.model.id} is at its rate limit; retry in {wait:.1f}s", wait, headers
     )
-
-
-def preferred_order(
-    order: list[DeploymentConfig], prefs: Preferences, latency: Callable[[DeploymentConfig], float | None]
-) -> list[DeploymentConfig]:
-    """Stable reorder: preferred provider first, then preferred region, then cost or latency as asked."""
-
-    def key(dep: DeploymentConfig) -> tuple[Any, ...]:
-        observed = latency(dep)
-        lat = float("inf") if observed is None else observed
-        price = unit_price(dep)
-        speed = (price, lat) if prefs.cost_priority else (lat, price)
-        return (
-            bool(prefs.provider) and prefs.provider not in (dep.provider, dep.kind, dep.name),
-            bool(prefs.region) and dep.region != prefs.region,
-            *(speed if prefs.cost_priority is not None else ()),
-        )
-
-    return sorted(order, key=key)
 
 
 def _summary(route: ModelRoute, call: Call) -> str:

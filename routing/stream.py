@@ -75,11 +75,11 @@ class UpstreamStream:
         self._call.add_attempt(self.deployment, outcome, 200, self._began, error)
         tokens = total_tokens(self._call)
         if outcome == "ok":
-            await self._guards.finish(self._admitted, tokens=tokens)
+            await self._guards.succeeded(self._admitted, tokens)
         elif exc is not None:
-            await self._guards.finish(self._admitted, exc, tokens=tokens, delivered=self._delivered)
+            await self._guards.failed(self._admitted, exc, tokens, delivered=self._delivered)
         else:
-            await self._guards.finish(self._admitted, judged=False, tokens=tokens, delivered=self._delivered)
+            await self._guards.abandoned(self._admitted, tokens, delivered=self._delivered)
 
 
 def account_chunk(call: Call, chunk: dict[str, Any]) -> None:

@@ -17,8 +17,8 @@ from gateway.telemetry.recording import ClientInfo, scrub
 from routing.call import Call
 from routing.config.schema import DeploymentConfig, ModelConfig
 from routing.errors import Category, GatewayError
-from routing.executor import Preferences
 from routing.manager import ModelRoute
+from routing.selection import Preferences
 
 # Beacon's error_code for each category of the one error tree; the HTTP status is the error's own (Beacon's
 # runner decodes the body whatever the status).

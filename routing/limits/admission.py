@@ -1,7 +1,8 @@
 """Admission of one attempt to one deployment: concurrency cap, circuit breaker, rate limits; then settlement.
 
-Every admission is finished exactly once: the breaker learns the outcome, the rate-limit reservation is
-settled to the best figure of the tokens used (`settled_tokens`), and the in-flight count drops.
+Every admission ends exactly once, as `succeeded`, `failed` or `abandoned`: the breaker learns the outcome, the
+rate-limit reservation is settled to the best figure of the tokens used (`settled_tokens`), and the in-flight
+count drops.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ log = logging.getLogger("gateway.guards")
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """An attempt may go ahead; `finish` must be called once with its outcome."""
+    """An attempt may go ahead; it must end once: Guards.succeeded, failed or abandoned."""
 
     dep: DeploymentConfig
     reservation: Reservation | None
@@ -86,18 +87,25 @@ class Guards:
         self._in_flight[dep.key] = self._in_flight.get(dep.key, 0) + 1
         return Admission(dep, reservation)
 
-    async def finish(
-        self,
-        admission: Admission,
-        error: UpstreamError | None = None,
-        tokens: int | None = None,
-        judged: bool = True,
-        delivered: bool | None = None,
-    ) -> None:
-        """Outcome of an admitted attempt: success (no error), an upstream failure, or no verdict (judged=False).
+    async def succeeded(self, admission: Admission, tokens: int | None = None) -> None:
+        """The attempt served the call; `tokens` is the usage the upstream reported (None: none)."""
+        await self._finish(admission, None, tokens, judged=True, delivered=True)
 
-        `tokens` is the usage the upstream reported (None: none); `delivered` whether output reached the client
-        (default: the attempt succeeded)."""
+    async def failed(
+        self, admission: Admission, error: UpstreamError, tokens: int | None = None, delivered: bool = False
+    ) -> None:
+        """The upstream failed the attempt; `delivered` when output had already reached the client (mid-stream)."""
+        await self._finish(admission, error, tokens, judged=True, delivered=delivered)
+
+    async def abandoned(self, admission: Admission, tokens: int | None = None, delivered: bool = False) -> None:
+        """The attempt ended without a verdict on the deployment (the client left, the call was cancelled)."""
+        await self._finish(admission, None, tokens, judged=False, delivered=delivered)
+
+    async def _finish(
+        self, admission: Admission, error: UpstreamError | None, tokens: int | None, *, judged: bool, delivered: bool
+    ) -> None:
+        """Exactly once per admission: the in-flight count drops, the breaker learns the verdict, the rate-limit
+        reservation settles to the best figure (`settled_tokens`), waiters for room wake."""
         key = admission.dep.key
         self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
         before = self.breakers.status(key)
@@ -112,7 +120,7 @@ class Guards:
             self.breakers.record_failure(key, now, error.retry_after, counts=is_deployment_fault(kind), status=status)
         reservation = admission.reservation
         if reservation is not None:
-            used = settled_tokens(tokens, (error is None and judged) if delivered is None else delivered)
+            used = settled_tokens(tokens, delivered)
             try:
                 if used == 0:
                     await self.limiter.release(reservation)

@@ -119,7 +119,7 @@ async def test_queue_wait_is_one_queue_timeout_per_call_whatever_wakes_it() -> N
             await asyncio.sleep(0.05)
             other = await guards.admit(dep("z"), route.model, 1)
             assert isinstance(other, Admission)
-            await guards.finish(other)
+            await guards.succeeded(other)
 
     task = asyncio.create_task(noise())
     began = loop.time()
@@ -127,7 +127,7 @@ async def test_queue_wait_is_one_queue_timeout_per_call_whatever_wakes_it() -> N
         await ex.complete(route, PAYLOAD, call())
     assert 0.25 <= loop.time() - began < 0.6 and ex.hits == {"a": 0}
     task.cancel()
-    await guards.finish(held)
+    await guards.succeeded(held)
 
 
 async def test_room_freed_before_the_wait_is_not_missed() -> None:

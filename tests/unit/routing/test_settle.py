@@ -63,22 +63,22 @@ def test_total_tokens_is_none_without_usage() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "expected"),
+    ("end", "kwargs", "expected"),
     [
-        ({"tokens": 30}, 30),  # success with usage: settled to it
-        ({"tokens": None}, RESERVED),  # success without usage: the reservation stands (used to refund to 0)
-        ({"error": UpstreamError("connect", "down")}, 0),  # failed before any byte: released
-        ({"judged": False}, 0),  # cancelled before any byte: released
-        ({"error": UpstreamError("stream", "cut"), "delivered": True}, RESERVED),  # failed mid-stream
-        ({"error": UpstreamError("stream", "cut"), "tokens": 55, "delivered": True}, 55),
-        ({"judged": False, "delivered": True}, RESERVED),  # client went away mid-stream
+        ("succeeded", {"tokens": 30}, 30),  # success with usage: settled to it
+        ("succeeded", {"tokens": None}, RESERVED),  # success without usage: the reservation stands
+        ("failed", {"error": UpstreamError("connect", "down")}, 0),  # failed before any byte: released
+        ("abandoned", {}, 0),  # cancelled before any byte: released
+        ("failed", {"error": UpstreamError("stream", "cut"), "delivered": True}, RESERVED),  # failed mid-stream
+        ("failed", {"error": UpstreamError("stream", "cut"), "tokens": 55, "delivered": True}, 55),
+        ("abandoned", {"delivered": True}, RESERVED),  # client went away mid-stream
     ],
 )
-async def test_finish_settles_to_the_best_figure(kwargs: dict[str, Any], expected: int) -> None:
+async def test_an_admission_settles_to_the_best_figure(end: str, kwargs: dict[str, Any], expected: int) -> None:
     g = guards()
     admission = await admitted(g)
     assert await used(g) == RESERVED
-    await g.finish(admission, **kwargs)
+    await getattr(g, end)(admission, **kwargs)
     assert await used(g) == expected
 
 
