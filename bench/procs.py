@@ -77,11 +77,11 @@ def wait_ready(proc: Proc, path: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{proc.name} not ready at {url} after {timeout:g}s; see {proc.log}")
 
 
-def _spawn(name: str, cmd: list[str], port: int, env: dict[str, str], ready: str) -> Proc:
+def _spawn(name: str, cmd: list[str], port: int, env: dict[str, str], ready: str, cwd: Path = ROOT) -> Proc:
     OUT.mkdir(parents=True, exist_ok=True)
     log = OUT / f"{name}.log"
     with log.open("wb") as fh:
-        popen = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        popen = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
     proc = Proc(name, popen, port, log)
     try:
         wait_ready(proc, ready)
@@ -113,8 +113,11 @@ def models_yaml(workdir: Path, upstream_port: int) -> Path:
     return path
 
 
-def start_gateway(name: str, workdir: Path, upstream_port: int, call_log: str) -> Proc:
-    """`python -m gateway serve --workers 1`; call_log is "sqlite", "off" or a PostgreSQL URL."""
+def start_gateway(
+    name: str, workdir: Path, upstream_port: int, call_log: str, root: Path = ROOT, cpus: str | None = None
+) -> Proc:
+    """`python -m gateway serve --workers 1`; call_log is "sqlite", "off" or a PostgreSQL URL. `root` is the
+    checkout to run (its own .venv), `cpus` a `taskset -c` list to pin the gateway to."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "USE_SQLITE_LOG", "SQLITE_DB_PATH")}
     env.update(
@@ -130,8 +133,11 @@ def start_gateway(name: str, workdir: Path, upstream_port: int, call_log: str) -
     elif call_log != "sqlite":
         env.update(USE_SQLITE_LOG="false", DATABASE_URL=call_log)
     port = free_port()
-    cmd = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    return _spawn(name, cmd, port, env, "/ready")
+    python = str(root / ".venv" / "bin" / "python") if root != ROOT else sys.executable
+    cmd = [python, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    if cpus is not None:
+        cmd = ["taskset", "-c", cpus, *cmd]
+    return _spawn(name, cmd, port, env, "/ready", cwd=root)
 
 
 def start_stack(client: str, upstream_url: str) -> Proc:
