@@ -19,7 +19,7 @@ from routing.config.schema import DeploymentConfig, Timeouts
 from routing.errors import ClientRequestError, UpstreamError
 from routing.retry import parse_retry_after
 from routing.upstream.exchange import Mount, UpstreamResponse
-from routing.upstream.http1 import Caps, ConnectError, Headers, HttpError, LimitExceeded, Pool
+from routing.upstream.http1 import Caps, Headers, HttpError, LimitExceeded, Pool
 from routing.upstream.mock import MockTransport
 from routing.upstream.proxy import Proxies
 
@@ -88,16 +88,8 @@ class HttpTransport:
                 except BaseException:
                     resp.close()
                     raise
-        except TimeoutError:
-            raise UpstreamError("timeout", f"timeout after {total_timeout:g}s") from None
-        except LimitExceeded as exc:
-            raise UpstreamError("protocol", str(exc)) from None
-        except ConnectError as exc:
-            raise UpstreamError("connect", f"connection failed ({exc})") from None
-        except HttpError as exc:
-            raise UpstreamError("protocol", f"request failed ({exc})") from None
-        except OSError as exc:
-            raise UpstreamError("connect", f"connection failed ({type(exc).__name__})") from None
+        except (TimeoutError, OSError, HttpError) as exc:
+            raise request_error(exc, "", f"timeout after {total_timeout:g}s") from None
         if len(body) > max_bytes:
             resp.close()
             raise UpstreamError("protocol", f"response body larger than {max_bytes} bytes")
@@ -122,18 +114,9 @@ class HttpTransport:
                         connect_timeout=t.connect,
                         total_timeout=min(t.total, budget),
                     )
-            except TimeoutError:
-                raise UpstreamError(
-                    "timeout", f"{dep.name}: no response within {min(t.first_token, budget):g}s"
-                ) from None
-            except ConnectError as exc:
-                raise UpstreamError("connect", f"{dep.name}: cannot connect ({exc})") from None
-            except LimitExceeded as exc:
-                raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
-            except HttpError as exc:
-                raise UpstreamError("connect", f"{dep.name}: connection failed ({exc})") from None
-            except OSError as exc:
-                raise UpstreamError("connect", f"{dep.name}: connection failed ({type(exc).__name__})") from None
+            except (TimeoutError, OSError, HttpError) as exc:
+                waited = f"no response within {min(t.first_token, budget):g}s"
+                raise request_error(exc, f"{dep.name}: ", waited) from None
         if resp.status >= 400:
             await _raise_for_status(dep, resp, adapter)
         return resp
@@ -201,6 +184,17 @@ class HttpTransport:
                 raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
             if events:
                 yield events
+
+
+def request_error(exc: BaseException, who: str, waited: str) -> UpstreamError:
+    """The one translation of the pool's errors before a response arrived; messages never hold the URL."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamError("timeout", f"{who}{waited}")
+    if isinstance(exc, LimitExceeded):
+        return UpstreamError("protocol", f"{who}{exc}")
+    if isinstance(exc, HttpError):  # ConnectError included: refused, unreachable, TLS, a reply that is not HTTP
+        return UpstreamError("connect", f"{who}connection failed ({exc})")
+    return UpstreamError("connect", f"{who}connection failed ({type(exc).__name__})")
 
 
 async def _raise_for_status(dep: DeploymentConfig, resp: UpstreamResponse, adapter: Adapter) -> None:

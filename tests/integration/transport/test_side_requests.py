@@ -97,7 +97,7 @@ async def test_monitor_records_what_the_pool_reports(serve, transport: HttpTrans
         assert monitor.state("m/d").last_error == "HTTP 503" and not monitor.healthy("m/d")
         raw.handler = lambda req: [b"garbage\r\n\r\n"]
         assert not await monitor.check("m/d")
-        assert monitor.state("m/d").last_error.startswith("request failed (malformed HTTP response")
+        assert monitor.state("m/d").last_error.startswith("connection failed (malformed HTTP response")
         raw.handler = lambda req: ok(b"")
         assert await monitor.check("m/d") and monitor.healthy("m/d")
     finally:
