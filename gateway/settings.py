@@ -89,6 +89,11 @@ class _Env(EnvGroup):
     workers: int = Field(1, alias="WORKERS", ge=1)
     graceful_timeout: float = Field(30.0, alias="GRACEFUL_TIMEOUT", ge=0)
     forwarded_allow_ips: str = Field("", alias="FORWARDED_ALLOW_IPS")
+    head_timeout: float = Field(10.0, alias="REQUEST_HEAD_TIMEOUT", gt=0)
+    keepalive_timeout: float = Field(5.0, alias="KEEPALIVE_TIMEOUT", gt=0)
+    max_connections: int = Field(2048, alias="MAX_CONNECTIONS", ge=0)
+    allowed_hosts: Words = Field(("localhost", "127.0.0.1", "[::1]"), alias="ALLOWED_HOSTS")
+    retry_after_cap: float = Field(3600.0, alias="RETRY_AFTER_CAP", gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -125,6 +130,9 @@ class ServerSettings:
     workers: int = 1
     graceful_timeout: float = 30.0
     forwarded_allow_ips: str = ""
+    head_timeout: float = 10.0  # seconds to receive a whole request head (slowloris)
+    keepalive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open
+    max_connections: int = 2048  # concurrent connections and tasks per worker; 503 above (0 = no limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +167,8 @@ class Settings:
     maps: MapsSettings = field(default_factory=MapsSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     proxies: Proxies = field(default_factory=Proxies)
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
+    retry_after_cap: float = 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
@@ -212,8 +222,19 @@ class Settings:
             access=access,
             storage=storage,
             maps=MapsSettings(e.maps_key, e.maps_url, e.maps_cache_seconds),
-            server=ServerSettings(e.host, e.port, e.workers, e.graceful_timeout, e.forwarded_allow_ips),
+            server=ServerSettings(
+                e.host,
+                e.port,
+                e.workers,
+                e.graceful_timeout,
+                e.forwarded_allow_ips,
+                e.head_timeout,
+                e.keepalive_timeout,
+                e.max_connections,
+            ),
             proxies=proxies,
+            allowed_hosts=tuple(h.lower() for h in e.allowed_hosts),
+            retry_after_cap=e.retry_after_cap,
         )
 
 
