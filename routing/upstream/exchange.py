@@ -28,7 +28,9 @@ class UpstreamResponse(Protocol):
 
     async def readany(self) -> bytes: ...
 
-    async def read(self, limit: int | None = None) -> bytes: ...
+    async def read(self, limit: int | None = None, idle: float | None = None) -> bytes:
+        """The body (its first `limit` bytes); with `idle`, a longer wait for more, or one past `deadline`, is a
+        TimeoutError."""
 
     def release(self) -> None: ...
 

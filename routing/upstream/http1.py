@@ -4,10 +4,11 @@ aiohttp's ClientSession spends about 275 us of Python per request on a loopback 
 the same exchange over a bare protocol takes about 110 us (bench/RESULTS.md, "upstream client"); on the hot
 path that difference is most of the gateway's added latency. This client does only what the gateway needs:
 keep-alive pools per origin, TLS through the standard library, a request with a body, the response as status,
-headers and body bytes read as they arrive (content-length, chunked, or until close), gzip/deflate decoding,
-read-side flow control, caps on what a response may make us hold (`Caps`), forward proxies (`Proxies`), and one
-retry of a request whose reused keep-alive connection turned out dead before any response byte. No other retries
-(the executor is the one retry loop), no redirects, no cookies.
+headers and body bytes read as they arrive (content-length, chunked, or until close; interim 1xx responses
+skipped, bytes after the response never taken as part of it), gzip/deflate decoding, read-side flow control, caps
+on what a response may make us hold (`Caps`), forward proxies (`Proxies`), and one retry of a request whose reused
+keep-alive connection turned out dead before any response byte. No other retries (the executor is the one retry
+loop), no redirects, no cookies.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Pool:
         max_header_bytes: int = _DEFAULT_CAPS.header_bytes,
         max_body_bytes: int = _DEFAULT_CAPS.body_bytes,
         max_decoded_read_bytes: int = _DEFAULT_CAPS.decoded_read_bytes,
+        max_header_count: int = _DEFAULT_CAPS.header_count,
+        max_error_body_bytes: int = _DEFAULT_CAPS.error_body_bytes,
     ) -> None:
         self._keepalive = keepalive
         self._slots = asyncio.Semaphore(limit) if limit > 0 else None  # connections in use, all origins
@@ -47,7 +50,9 @@ class Pool:
         self._idle: dict[PoolKey, list[Connection]] = {}
         self._ssl = ssl_context
         self._closed = False
-        self.caps = Caps(max_header_bytes, max_body_bytes, max_decoded_read_bytes)
+        self.caps = Caps(
+            max_header_bytes, max_body_bytes, max_decoded_read_bytes, max_header_count, max_error_body_bytes
+        )
         self._proxies = proxies if proxies is not None and proxies.configured else None
         self._routes: dict[tuple[str, str, int], Proxy | None] = {}  # NO_PROXY decided once per origin
 

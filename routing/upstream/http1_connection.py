@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import httptools
 
-from routing.upstream.http1_response import Caps, HttpError, LimitExceeded, Response
+from routing.upstream.http1_response import Caps, HttpError, LimitExceeded, Response, TrailingBytes
 
 PoolKey = tuple[str, str, int, str]  # scheme, host, port, proxy ("" when direct): proxied and direct never mix
 
@@ -33,6 +33,7 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.exchanges = 0  # more than one: a reused keep-alive connection
         self.head_bytes = 0  # bytes of this exchange's response seen before its headers completed
+        self.tail_bytes = 0  # bytes since the headers in reads that carried no body: trailers, chunk framing
         self._parser: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -41,7 +42,7 @@ class Connection(asyncio.Protocol):
     def begin(self, response: Response) -> None:
         self.response = response
         self.exchanges += 1
-        self.head_bytes = 0
+        self.head_bytes = self.tail_bytes = 0
         self._parser = httptools.HttpResponseParser(response)
 
     @property
@@ -69,7 +70,12 @@ class Connection(asyncio.Protocol):
             return
         try:
             if response.got_headers:
+                reads = response.body_reads
                 self._parser.feed_data(data)
+                if response.body_reads == reads:
+                    self._count_tail(len(data))
+                elif self.tail_bytes:
+                    self.tail_bytes = 0
             else:
                 self._feed_head(response, data)
         except httptools.HttpParserUpgrade:
@@ -77,7 +83,8 @@ class Connection(asyncio.Protocol):
             self.close()
         except httptools.HttpParserError as exc:
             cause = exc.__context__  # a callback's own error (a cap) reaches us wrapped by the parser
-            response.fail(cause if isinstance(cause, HttpError) else HttpError(f"malformed HTTP response ({exc})"))
+            if not isinstance(cause, TrailingBytes):  # bytes after the response: it stands, the connection goes
+                response.fail(cause if isinstance(cause, HttpError) else HttpError(f"malformed HTTP response ({exc})"))
             self.close()
         except HttpError as exc:
             response.fail(exc)
@@ -97,6 +104,13 @@ class Connection(asyncio.Protocol):
         if not response.got_headers:
             raise LimitExceeded(f"response headers exceed {cap} bytes (max_header_bytes)")
         self._parser.feed_data(data[room:])
+
+    def _count_tail(self, size: int) -> None:
+        # Reads after the headers that carry no body byte add up: trailer fields accumulate inside the parser,
+        # which would otherwise hold an endless trailer section whole (h11 caps it like the head).
+        self.tail_bytes += size
+        if self.tail_bytes > self.caps.header_bytes:
+            raise LimitExceeded(f"response trailers exceed {self.caps.header_bytes} bytes (max_header_bytes)")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -2,8 +2,11 @@
 
 A response is read as it arrives (`read_nowait`, `readany`, `read`); the connection goes back to its pool when the
 exchange ended cleanly, and a response released before its end reads its tail for a moment first (`release`).
-Memory is bounded by `Caps`: the header block, a whole body read with `read()`, and what one network read may
-decode to (gzip and deflate are inflated with `max_length`, so a bomb fails before it is unpacked).
+Interim responses (1xx but 101) are skipped, as h11/httpcore and aiohttp do; parsing stops at the end of the final
+one, so bytes after it never become part of it or of the next exchange (the connection is closed instead).
+Memory is bounded by `Caps`: the header block and its field count, a whole body read with `read()`, the part of an
+error body kept, and what one network read may decode to (gzip and deflate are inflated with `max_length`, so a
+bomb fails before it is unpacked).
 """
 
 from __future__ import annotations
@@ -37,17 +40,25 @@ class LimitExceeded(HttpError):
     """The response passed one of the client's caps (`Caps`); the message names the cap."""
 
 
+class TrailingBytes(Exception):
+    """Raised inside the parser when a second message starts after the response ended: stop, close the connection."""
+
+
 @dataclass(frozen=True, slots=True)
 class Caps:
-    """Bytes a response may make the client hold: its header block, a body read whole, one read's decoded output."""
+    """What a response may make the client hold: its header block (bytes, also the cap on trailers, and fields), a
+    body read whole, one read's decoded output, and the decoded part of an error body (status >= 400) that is kept."""
 
     header_bytes: int = 64 * 1024
     body_bytes: int = 32 * 1024 * 1024
     decoded_read_bytes: int = 8 * 1024 * 1024
+    header_count: int = 100  # as http.client's _MAXHEADERS and Envoy's max_headers_count; aiohttp allows 128
+    error_body_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
-        if min(self.header_bytes, self.body_bytes, self.decoded_read_bytes) < 1:
-            raise ValueError("Caps: every cap must be >= 1 byte")
+        caps = (self.header_bytes, self.body_bytes, self.decoded_read_bytes, self.header_count, self.error_body_bytes)
+        if min(caps) < 1:
+            raise ValueError("Caps: every cap must be >= 1")
 
 
 class ConnectionSide(Protocol):
@@ -94,11 +105,17 @@ class Response:
         self.headers = Headers()
         self.keep_alive = False
         self.got_headers = False
+        self.body_reads = 0  # on_body calls so far: the connection caps reads that carry none (trailers)
         self._headers_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._fields = 0
+        self._repeated: dict[str, list[str]] | None = None  # repeated fields' values, joined once at the end
+        self._interim = False  # in a 1xx response, skipped
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._paused = False
-        self._complete = False
+        self._complete = False  # the message ended (decides reuse)
+        self._eof = False  # the reader has had all it gets: the message ended, or the kept part of an error body
+        self._left: int | None = None  # bytes of an error body still kept
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._decoder: Any = None
@@ -107,15 +124,53 @@ class Response:
         self._drained_bytes = 0
 
     # --- httptools callbacks -------------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._complete:  # a second message: not part of this exchange, nor of the next one
+            raise TrailingBytes
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.got_headers:  # a trailer field: nothing reads them; their bytes are capped by the connection
+            return
+        self._fields += 1
+        if self._fields > self._conn.caps.header_count:
+            cap = self._conn.caps.header_count
+            raise LimitExceeded(f"response has more than {cap} header fields (max_header_count)")
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         headers = self.headers
-        dict.__setitem__(headers, key, f"{headers[key]}, {text}" if key in headers else text)
+        if dict.__contains__(headers, key):  # collected, not re-joined per field: repeats cost linear time
+            repeated = self._repeated
+            if repeated is None:
+                repeated = self._repeated = {}
+            values = repeated.get(key)
+            if values is None:
+                repeated[key] = [dict.__getitem__(headers, key), text]
+            else:
+                values.append(text)
+        else:
+            dict.__setitem__(headers, key, text)
 
     def on_headers_complete(self) -> None:
-        self.status = self._conn.status_code()
-        encoding = self.headers.get("content-encoding", "identity").strip().lower()
+        status = self._conn.status_code()
+        headers = self.headers
+        self._fields = 0
+        if status < 200:
+            if status == 101:  # the gateway never asks for an upgrade
+                raise HttpError("upstream switched protocols (HTTP 101)")
+            if status < 100:
+                raise HttpError(f"malformed HTTP response (status {status})")
+            self._interim = True  # 100 Continue, 103 Early Hints...: the final response follows on this connection
+            self._repeated = None
+            headers.clear()
+            return
+        if self._repeated is not None:
+            for key, values in self._repeated.items():
+                dict.__setitem__(headers, key, ", ".join(values))
+            self._repeated = None
+        self.status = status
+        if status >= 400:
+            self._left = self._conn.caps.error_body_bytes
+        encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._decoder = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib, detected from the header
         elif encoding not in ("", "identity"):
@@ -126,20 +181,34 @@ class Response:
             self._headers_done.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        self.body_reads += 1
         if self._draining is not None:
             self._drained_bytes += len(body)
             if self._drained_bytes > _LINGER_BYTES:
                 self._end_drain(reuse=False)
             return
+        if self._eof:  # past the kept part of an error body
+            return
+        if self._interim:  # llhttp reads a body for a 1xx other than 100/102/103 that has a Content-Length
+            raise HttpError(f"interim response (HTTP {self._conn.status_code()}) with a body")
+        left = self._left
         decoder = self._decoder
         if decoder is not None:
             cap = self._conn.caps.decoded_read_bytes
             room = cap - self._buffered
-            body = decoder.decompress(body, room if room > 0 else 1)  # max_length: a bomb stops here
-            if decoder.unconsumed_tail:
-                raise LimitExceeded(f"response body decodes to more than {cap} bytes at once (max_decoded_read_bytes)")
+            if left is not None and left <= room:  # an error body: inflate only what is kept
+                body = decoder.decompress(body, left)
+            else:
+                body = decoder.decompress(body, room if room > 0 else 1)  # max_length: a bomb stops here
+                if decoder.unconsumed_tail:
+                    message = f"response body decodes to more than {cap} bytes at once (max_decoded_read_bytes)"
+                    raise LimitExceeded(message)
             if not body:
                 return
+        if left is not None:
+            if len(body) >= left:
+                body, self._eof = body[:left], True
+            self._left = left - len(body)
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > _HIGH_WATER and not self._paused:
@@ -148,11 +217,14 @@ class Response:
         self._wake()
 
     def on_message_complete(self) -> None:
-        if self._decoder is not None:
+        if self._interim:
+            self._interim = False
+            return
+        if self._decoder is not None and not self._eof:
             tail = self._decoder.flush()
             if tail:
-                self._chunks.append(tail)
-        self._complete = True
+                self._chunks.append(tail if self._left is None else tail[: self._left])
+        self._complete = self._eof = True
         self.keep_alive = self._conn.should_keep_alive()
         if self._draining is not None:
             self._end_drain(reuse=self.keep_alive and not self._conn.closed)
@@ -164,7 +236,7 @@ class Response:
         if self._draining is not None:
             self._end_drain(reuse=False)
             return
-        if self._error is None and not self._complete:
+        if self._error is None and not self._eof:
             self._error = exc
         if not self._headers_done.done():
             self._headers_done.set_exception(exc)
@@ -193,7 +265,7 @@ class Response:
         await self._headers_done
 
     def at_eof(self) -> bool:
-        return self._complete and not self._chunks
+        return self._eof and not self._chunks
 
     def read_nowait(self) -> bytes:
         """What is buffered now (b"" when nothing is); raises the exchange's error once the buffer is empty."""
@@ -212,7 +284,7 @@ class Response:
 
     async def readany(self) -> bytes:
         """The next bytes of the body, waiting for them; b"" at its end."""
-        while not self._chunks and not self._complete and self._error is None:
+        while not self._chunks and not self._eof and self._error is None:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -220,15 +292,24 @@ class Response:
                 self._waiter = None
         return self.read_nowait()
 
-    async def read(self, limit: int | None = None) -> bytes:
-        """The whole body (or its first `limit` bytes); past the `body_bytes` cap, decoded, it is a LimitExceeded."""
+    async def read(self, limit: int | None = None, idle: float | None = None) -> bytes:
+        """The whole body (or its first `limit` bytes); past the `body_bytes` cap, decoded, it is a LimitExceeded.
+        With `idle`, a wait for the next bytes longer than that, or past `deadline`, is a TimeoutError."""
         cap = self._conn.caps.body_bytes
         parts: list[bytes] = []
         size = 0
         while True:
-            data = await self.readany()
+            data = self.read_nowait()
             if not data:
-                break
+                if self._eof:
+                    break
+                if idle is None:
+                    data = await self.readany()
+                else:
+                    async with asyncio.timeout_at(min(asyncio.get_running_loop().time() + idle, self.deadline)):
+                        data = await self.readany()
+                if not data:
+                    break
             parts.append(data)
             size += len(data)
             if limit is not None and size >= limit:
@@ -247,11 +328,11 @@ class Response:
             return
         self._released = True
         conn = self._conn
+        self._chunks.clear()
+        if self._paused:  # also when complete: a pooled connection must read again
+            self._paused = False
+            conn.resume_reading()
         if not self._complete and self._error is None and not conn.closed and self.got_headers:
-            self._chunks.clear()
-            if self._paused:
-                self._paused = False
-                conn.resume_reading()
             self._draining = asyncio.get_running_loop().call_later(_LINGER_S, self._end_drain, False)
             conn.linger()
             return

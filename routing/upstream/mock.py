@@ -84,16 +84,23 @@ class MockResponse:
         """The next part, waiting until it is due; b"" at the end."""
         if not self._parts:
             return b""
-        wait = self._parts[0][0] - asyncio.get_running_loop().time()
-        if wait > 0:
+        loop = asyncio.get_running_loop()
+        # a timer may fire a little early (uvloop's resolution is 1 ms): wait until the part really is due, or
+        # read_nowait would find nothing due and the empty read would look like the end of the body
+        while (wait := self._parts[0][0] - loop.time()) > 0:
             await asyncio.sleep(wait)
         return self.read_nowait()
 
-    async def read(self, limit: int | None = None) -> bytes:
-        """The whole body (or its first `limit` bytes)."""
+    async def read(self, limit: int | None = None, idle: float | None = None) -> bytes:
+        """The whole body (or its first `limit` bytes); `idle` bounds each wait, as on a socket."""
         chunks: list[bytes] = []
+        loop = asyncio.get_running_loop()
         while self._parts:
-            chunks.append(await self.readany())
+            if idle is None:
+                chunks.append(await self.readany())
+                continue
+            async with asyncio.timeout_at(min(loop.time() + idle, self.deadline)):
+                chunks.append(await self.readany())
         body = b"".join(chunks)
         return body if limit is None else body[:limit]
 

@@ -42,10 +42,13 @@ class HttpTransport:
         max_header_bytes: int = _DEFAULT_CAPS.header_bytes,
         max_body_bytes: int = _DEFAULT_CAPS.body_bytes,
         max_decoded_read_bytes: int = _DEFAULT_CAPS.decoded_read_bytes,
+        max_header_count: int = _DEFAULT_CAPS.header_count,
         mounts: Mapping[str, Mount] | None = None,
     ) -> None:
         self._pool_size, self._keepalive, self._proxies = pool_size, keepalive, proxies
-        self._caps = Caps(max_header_bytes, max_body_bytes, max_decoded_read_bytes)
+        self._caps = Caps(
+            max_header_bytes, max_body_bytes, max_decoded_read_bytes, max_header_count, error_body_bytes=_MAX_ERROR_BODY
+        )
         self._mounts: dict[str, Mount] = {"mock": MockTransport(), **(mounts or {})}
         self._pool: Pool | None = None
 
@@ -59,6 +62,8 @@ class HttpTransport:
             max_header_bytes=caps.header_bytes,
             max_body_bytes=caps.body_bytes,
             max_decoded_read_bytes=caps.decoded_read_bytes,
+            max_header_count=caps.header_count,
+            max_error_body_bytes=caps.error_body_bytes,  # inflated no further than what an error message keeps
         )
 
     async def close(self) -> None:
@@ -132,10 +137,12 @@ class HttpTransport:
     async def read_json(
         self, dep: DeploymentConfig, resp: UpstreamResponse, adapter: Adapter, request: UpstreamRequest | None = None
     ) -> dict[str, Any]:
+        idle = dep.timeouts.idle
         try:
-            async with asyncio.timeout_at(resp.deadline):
-                body = await resp.read()
+            body = await resp.read(idle=idle)  # a body trickling in is held to the streams' idle gap, not the total
         except TimeoutError:
+            if asyncio.get_running_loop().time() < resp.deadline:
+                raise UpstreamError("timeout", f"{dep.name}: body stalled for {idle:g}s") from None
             raise UpstreamError("timeout", f"{dep.name}: body not received within {dep.timeouts.total:g}s") from None
         except LimitExceeded as exc:
             raise UpstreamError("protocol", f"{dep.name}: {exc}") from None
@@ -199,8 +206,7 @@ def request_error(exc: BaseException, who: str, waited: str) -> UpstreamError:
 
 async def _raise_for_status(dep: DeploymentConfig, resp: UpstreamResponse, adapter: Adapter) -> None:
     try:
-        async with asyncio.timeout_at(resp.deadline):
-            body = await resp.read(_MAX_ERROR_BODY)
+        body = await resp.read(_MAX_ERROR_BODY, idle=dep.timeouts.idle)
     except (HttpError, OSError, TimeoutError):
         body = b""
     finally:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-Handler = Callable[[bytes], list[bytes]]  # request bytes -> writes to send; a CLOSE among them hangs up there
+# request bytes -> writes to send; a CLOSE among them hangs up there, a float pauses that many seconds
+Handler = Callable[[bytes], Sequence[bytes | float]]
 CLOSE = b""
 
 
@@ -40,6 +41,9 @@ class RawServer:
                 request = head + await reader.readexactly(length)
                 self.requests.append(request)
                 for data in self.handler(request):
+                    if isinstance(data, float):
+                        await asyncio.sleep(data)
+                        continue
                     if data is CLOSE:
                         return
                     writer.write(data)

@@ -15,16 +15,9 @@ from routing.config.schema import DeploymentConfig
 from routing.errors import UpstreamError
 from routing.upstream.http1 import LimitExceeded, Pool
 from routing.upstream.transport import HttpTransport
+from tests.support.hostile import gzip_bomb
 
 from .conftest import RawServer, ok
-
-
-def gzip_bomb(decoded_mib: int) -> bytes:
-    """`decoded_mib` MiB of zeros, gzip-compressed (about 1000:1)."""
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    block = bytes(1 << 20)
-    parts = [packer.compress(block) for _ in range(decoded_mib)]
-    return b"".join(parts) + packer.flush()
 
 
 async def request(pool: Pool, url: str):  # type: ignore[no-untyped-def]

@@ -56,3 +56,14 @@ def test_adapters_share_the_masking() -> None:
     assert RunPodAdapter().error_message(401, body) == "Incorrect API key provided: ***"
     event = OpenAIAdapter(KINDS["openai"]).parse_event(b'{"error": {"message": "Bearer abc.def"}}')
     assert event.error == "Bearer ***"
+
+
+def test_any_run_of_eight_characters_of_a_known_secret_is_masked() -> None:
+    key = "sk-proj-Zq4LmN8pQr2sT6vX9yB1cD7e"
+    for fragment in (key[-12:], key[8:16], key[10:30], key[:8]):
+        masked = redact(f"the key ...{fragment}... was revoked", [key])
+        assert fragment not in masked and masked == "the key ...***... was revoked"
+    assert redact(f"ends in {key[-12:]}, starts {key[3:11]}.", [key]) == "ends in ***, starts ***."
+    assert redact(f"{key[2:10]}{key[20:28]} joined", [key]) == "*** joined"  # adjacent fragments: one mask
+    assert redact(f"seven {key[12:19]} is too short", [key]) == f"seven {key[12:19]} is too short"
+    assert redact("model `m` does not exist", [key]) == "model `m` does not exist"
