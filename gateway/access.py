@@ -2,8 +2,11 @@
 
 Levels: `public` (health, readiness, the Maps script), `client` (the model APIs: a client key when any is
 configured), `admin` (operator routes: the admin key, or with none configured a direct call from this host),
-`metrics` (admin, unless METRICS_PUBLIC opens it to scrapers). A route that declares no level cannot be
-added to the app (gateway/routes.py): nothing is public by default.
+`metrics` (admin, unless METRICS_PUBLIC opens it to scrapers). Without an admin key, admin routes answer only
+when the gateway listens on loopback alone (HOST=127.0.0.1 or ::1) and the call is direct: a gateway on 0.0.0.0
+behind nginx's default proxy_pass, socat, `ssh -L` or `kubectl port-forward` sees every caller as loopback
+with no proxy header, so there "local" proves nothing and the admin key is required. A route that declares no
+level cannot be added to the app (gateway/routes.py): nothing is public by default.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,20 +66,26 @@ class AccessPolicy:
     client_keys: tuple[tuple[str, str], ...] = ()
     admin_key_hash: str = ""
     metrics_public: bool = False
+    loopback_only: bool = True  # the gateway listens on loopback alone, so a direct local call is the operator
 
     @property
     def open(self) -> bool:
         return not self.client_keys
 
     @classmethod
-    def build(cls, api_keys: str, keys_file: str, admin_key: str, metrics_public: bool) -> AccessPolicy:
+    def build(
+        cls, api_keys: str, keys_file: str, admin_key: str, metrics_public: bool, listen_host: str = "127.0.0.1"
+    ) -> AccessPolicy:
         """From GATEWAY_API_KEYS (`key` or `name:key`, comma separated), GATEWAY_KEYS_FILE and ADMIN_API_KEY."""
         keys = [_client_key(i, item.strip()) for i, item in enumerate(p for p in api_keys.split(",") if p.strip())]
         if keys_file.strip():
             keys.extend(_read_keys_file(Path(keys_file.strip())))
         admin = admin_key.strip()
         return cls(
-            client_keys=tuple(keys), admin_key_hash=hash_key(admin) if admin else "", metrics_public=metrics_public
+            client_keys=tuple(keys),
+            admin_key_hash=hash_key(admin) if admin else "",
+            metrics_public=metrics_public,
+            loopback_only=is_loopback_address(listen_host),
         )
 
     def decide(
@@ -109,13 +119,14 @@ class AccessPolicy:
 
     def _admin(self, authorization: str, client_ip: str, headers: Iterable[tuple[bytes, bytes]]) -> Decision:
         if not self.admin_key_hash:
-            if is_local(client_ip, headers):
+            if self.loopback_only and is_local(client_ip, headers):
                 return Decision(True, key_name="local-admin")
+            where = "a direct call from this host" if self.loopback_only else "the gateway listening on loopback only"
             return Decision(
                 False,
                 status=403,
                 code="admin_disabled",
-                message="admin routes need ADMIN_API_KEY to be set (or a direct call from this host, not via a proxy)",
+                message=f"admin routes need ADMIN_API_KEY to be set (or {where})",
             )
         token = bearer(authorization)
         if not token:
@@ -135,6 +146,17 @@ def is_local(client_ip: str, headers: Iterable[tuple[bytes, bytes]]) -> bool:
     # Behind cloudflared or nginx on the same host every call arrives on loopback; only these headers tell a
     # forwarded call from a local operator's.
     return client_ip in LOOPBACK and not any(name.lower() in PROXY_HEADERS for name, _ in headers)
+
+
+def is_loopback_address(host: str) -> bool:
+    """A listen address that only this host can reach."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def bearer(authorization: str) -> str:

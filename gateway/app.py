@@ -20,7 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 from gateway.access import Access, AccessPolicy
 from gateway.beacon import endpoints as beacon
 from gateway.beacon import maps, ws
-from gateway.edge import HeaderLimitMiddleware
+from gateway.edge import RequestHeadMiddleware
 from gateway.errors import gateway_error_handler, http_error_handler, unhandled_error_handler
 from gateway.lifespan import Services, running_services
 from gateway.logs import configure_logging, write_directly
@@ -143,8 +143,8 @@ def create_app(settings: Settings | None = None, *, own_logging: bool = True) ->
 
 
 def edge_middleware(settings: Settings) -> list[Middleware]:
-    """Request id outermost, then CORS (so preflights are answered before any route's guard), then the header
-    limit. Access is checked by each route's own middleware."""
+    """Request id outermost, then CORS (so preflights are answered before any route's guard), then the request
+    head's size and Host. Access is checked by each route's own middleware."""
     stack = [Middleware(RequestIdMiddleware)]
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins
@@ -158,7 +158,11 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
                 expose_headers=["x-request-id", "x-gateway-deployment", "x-gateway-provider", "retry-after"],
             )
         )
-    stack.append(Middleware(HeaderLimitMiddleware, max_header_bytes=settings.max_header_bytes))
+    stack.append(
+        Middleware(
+            RequestHeadMiddleware, max_header_bytes=settings.max_header_bytes, allowed_hosts=settings.allowed_hosts
+        )
+    )
     return stack
 
 
@@ -212,8 +216,13 @@ def announce_access(policy: AccessPolicy) -> None:
         )
     else:
         log.info("client API keys: %d configured", len(policy.client_keys))
-    if not policy.admin_key_hash:
+    if not policy.admin_key_hash and policy.loopback_only:
         log.warning("ADMIN_API_KEY is not set: admin routes (/routing, /stats, /metrics...) answer only this host")
+    elif not policy.admin_key_hash:
+        log.warning(
+            "ADMIN_API_KEY is not set and the gateway listens beyond loopback (HOST): admin routes "
+            "(/routing, /stats, /metrics...) are refused; set ADMIN_API_KEY to use them"
+        )
 
 
 def __getattr__(name: str) -> Any:

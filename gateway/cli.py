@@ -103,18 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "check-config":
         return check_config(settings)
-    from gateway.server import run_server
+    from gateway.server import ConnectionLimits, run_server
 
     server = settings.server
     workers = args.workers or server.workers
     if wants_multiprocess_metrics(workers):
         use_multiprocess_metrics()
+    # the workers build their settings from the environment: they must know the address they listen on
+    os.environ["HOST"] = args.host or server.host
     return run_server(
         args.host or server.host,
         server.port if args.port is None else args.port,
         workers,
         server.graceful_timeout if args.graceful_timeout is None else args.graceful_timeout,
         server.forwarded_allow_ips,
+        ConnectionLimits.from_settings(settings),
     )
 
 

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -111,7 +111,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     metrics = Metrics()
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None  # one pool for limits and streams
     limiter = build_limiter(settings, redis)
-    breakers = BreakerBoard(settings.breaker)
+    breakers = BreakerBoard(replace(settings.breaker, retry_after_cap=settings.retry_after_cap))
     guards = Guards(breakers, limiter)
     stream_cap = build_stream_cap(settings, redis)
     events = EventHub()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 
 from gateway.errors import APIError
 from gateway.telemetry.recording import ClientInfo
@@ -13,16 +13,32 @@ from routing.config.schema import ModelConfig
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The JSON object body, refusing bodies over `limit` bytes before reading them whole."""
+    """The JSON object body, refusing bodies over `limit` bytes before reading them whole.
+
+    Only `application/json` is taken: a web page can send `text/plain` cross-origin without a CORS preflight
+    (a "simple request"), so accepting it would let any page drive the API from a visitor's browser. A body
+    nested deeper than the gateway can write back out (orjson's limit is 254 levels) is refused here, before any
+    upstream call, rather than failing later in the adapter or the call log.
+    """
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise APIError(
+            415,
+            f"the body must be sent as `Content-Type: application/json`, not {media or 'no content type'!r}",
+            code="unsupported_media_type",
+        )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise APIError(413, f"request body is {declared} bytes; the limit is {limit}", code="request_too_large")
     size, parts = 0, []
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise APIError(413, f"request body exceeds the limit of {limit} bytes", code="request_too_large")
-        parts.append(part)
+    try:
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise APIError(413, f"request body exceeds the limit of {limit} bytes", code="request_too_large")
+            parts.append(part)
+    except ClientDisconnect:  # nobody is left to answer; not an internal error worth a traceback
+        raise APIError(499, "client disconnected while sending the body", code="client_disconnected") from None
     body = b"".join(parts)
     if not body.strip():
         raise APIError(400, "request body is empty; send a JSON object", code="invalid_json")
@@ -32,6 +48,10 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise APIError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise APIError(400, "request body must be a JSON object", code="invalid_json")
+    try:
+        orjson.dumps(data)  # a few microseconds: the same C encoder that writes it upstream and to the call log
+    except orjson.JSONEncodeError:
+        raise APIError(400, "request body is nested too deeply (at most 254 levels)", code="invalid_json") from None
     return data
 
 

@@ -1,14 +1,37 @@
-"""Run uvicorn: one worker in this process, or several under uvicorn's supervisor."""
+"""Run uvicorn: one worker in this process, or several under uvicorn's supervisor, each connection bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Generator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, cast
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from gateway.http_protocol import GatewayHttpProtocol, HeadLimits
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
 STARTUP_FAILURE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What bounds each worker's connections: the request head (gateway/http_protocol.py), keep-alive, their count."""
+
+    head: HeadLimits = field(default_factory=HeadLimits)
+    keepalive_timeout: float = 5.0
+    max_connections: int = 2048  # 0: no limit
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionLimits:
+        server = settings.server
+        return cls(HeadLimits.from_settings(settings), server.keepalive_timeout, server.max_connections)
 
 
 class GracefulServer(uvicorn.Server):
@@ -25,16 +48,30 @@ class GracefulServer(uvicorn.Server):
                     self._captured_signals.clear()
 
 
-def run_server(host: str, port: int, workers: int, graceful_timeout: float, forwarded_allow_ips: str = "") -> int:
+def run_server(
+    host: str,
+    port: int,
+    workers: int,
+    graceful_timeout: float,
+    forwarded_allow_ips: str = "",
+    limits: ConnectionLimits | None = None,
+) -> int:
     """Serve until SIGTERM. X-Forwarded-For is trusted only from `forwarded_allow_ips` (e.g. the Cloudflare or
-    nginx addresses in front); without it client IPs are the socket's and the per-request rewrite is skipped."""
+    nginx addresses in front); without it client IPs are the socket's and the per-request rewrite is skipped.
+    `limits` bound each connection: the time and size of a request head, the keep-alive wait, how many at once."""
+    limits = limits or ConnectionLimits()
     config = uvicorn.Config(
         "gateway.app:app",
         host=host,
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # uvicorn calls it as it calls a protocol class; a partial pickles, so the workers get the limits too
+        http=cast("type[asyncio.Protocol]", partial(GatewayHttpProtocol, limits=limits.head)),
+        # uvicorn's Config takes whole seconds here
+        timeout_keep_alive=max(1, round(limits.keepalive_timeout)),
+        # uvicorn answers 503 when the open connections, the one asking included, reach limit_concurrency
+        limit_concurrency=limits.max_connections + 1 if limits.max_connections else None,
         lifespan="on",
         access_log=False,
         server_header=False,

@@ -178,7 +178,7 @@ class Settings:
         e = read_env(_Env, env)
         storage = StorageSettings.from_env(env, root)
         try:
-            access = AccessPolicy.build(e.api_keys, e.keys_file, e.admin_key, e.metrics_public)
+            access = AccessPolicy.build(e.api_keys, e.keys_file, e.admin_key, e.metrics_public, e.host)
         except AccessConfigError as exc:
             raise SettingsError(str(exc)) from None
         try:

@@ -38,6 +38,7 @@ CATEGORY_OF_STATUS: dict[int, Category] = {
     404: "not_found",
     405: "invalid_request",
     413: "too_large",
+    415: "invalid_request",
     422: "invalid_request",
     429: "rate_limited",
     431: "too_large",

@@ -1,4 +1,12 @@
-"""WS /ws: Beacon's real-time channel (inference streamed as chunks, health and call events); GET /ws: a hint."""
+"""WS /ws: Beacon's real-time channel (inference streamed as chunks, health and call events); GET /ws: a hint.
+
+Browsers let any page open a WebSocket to any host (CORS does not apply), so a handshake that carries an
+`Origin` is accepted only from CORS_ORIGINS (or with `*` in it); others get 403 before the socket opens.
+Clients that send no Origin (servers, CLIs) are not browsers and are let through. Messages are JSON text: a
+binary frame closes the socket with 1003 (unsupported data). A subscription streams `provider_health` to
+everyone, and `call_completed` only for the subscriber's own API key (every call for the admin key, and for
+everyone on an open gateway, where every caller is anonymous).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway.access import AccessPolicy
 from gateway.beacon.flow import InferenceRequest, failure, parse_inference, run_inference
 from gateway.lifespan import Services
 from gateway.middleware import new_request_id
@@ -21,6 +30,9 @@ from gateway.telemetry.recording import ClientInfo
 from routing.errors import GatewayError
 
 log = logging.getLogger("gateway.ws")
+
+ADMIN_KEY_NAMES = frozenset({"admin", "local-admin"})  # the names gateway.access gives the admin key
+UNSUPPORTED_DATA = 1003  # RFC 6455 7.4.1: a type of data the endpoint cannot accept
 
 
 async def ws_hint(request: Request) -> JSONResponse:
@@ -33,12 +45,22 @@ async def ws_hint(request: Request) -> JSONResponse:
     )
 
 
+def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether a handshake's Origin may open the socket: none (not a browser), or one CORS_ORIGINS lists."""
+    return origin is None or "*" in allowed or origin in allowed
+
+
 async def websocket(ws: WebSocket) -> None:
     services: Services = ws.app.state.services
+    if not origin_allowed(ws.headers.get("origin"), services.settings.cors_origins):
+        await ws.close(code=1008)  # before accept(): the server answers the handshake with 403
+        return
     await ws.accept()
     await ws.send_json({"type": "connection", "status": "connected", "timestamp": time.time()})
     tasks: set[asyncio.Task[None]] = set()
     client = client_info(ws, "/ws")
+    policy: AccessPolicy = ws.app.state.access
+    sees_all = policy.open or client.api_key_name in ADMIN_KEY_NAMES
     lock = asyncio.Lock()  # one writer at a time: inference chunks and subscription events interleave
 
     async def send(message: dict[str, Any]) -> None:
@@ -47,7 +69,14 @@ async def websocket(ws: WebSocket) -> None:
 
     try:
         while True:
-            text = await ws.receive_text()
+            frame = await ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            text = frame.get("text")
+            if text is None:
+                async with lock:
+                    await ws.close(UNSUPPORTED_DATA, "binary frames are not supported: send JSON text")
+                break
             try:
                 message = orjson.loads(text)
             except orjson.JSONDecodeError:
@@ -56,7 +85,7 @@ async def websocket(ws: WebSocket) -> None:
             if kind == "inference":
                 await _start_inference(services, tasks, message, client, send)
             elif kind == "subscribe" and not any(t.get_name() == "subscription" for t in tasks):
-                _spawn(tasks, _subscription(services, send), name="subscription")
+                _spawn(tasks, _subscription(services, client.api_key_name, sees_all, send), name="subscription")
                 await send(
                     {"type": "subscribed", "events": ["provider_health", "call_completed"], "timestamp": time.time()}
                 )
@@ -103,8 +132,8 @@ async def _inference(services: Services, req: InferenceRequest, request_id: str,
     await send({"type": "result", **answer.body})
 
 
-async def _subscription(services: Services, send: Any) -> None:
-    sub = services.events.subscribe()
+async def _subscription(services: Services, key_name: str, sees_all: bool, send: Any) -> None:
+    sub = services.events.subscribe(key_name, sees_all=sees_all)
     try:
         while True:
             await send(await sub.get())

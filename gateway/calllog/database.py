@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +41,18 @@ def make_engine(settings: StorageSettings) -> AsyncEngine:
             connect_args={"timeout": settings.connect_timeout_s, "command_timeout": settings.command_timeout_s},
         )
     raise ValueError(f"no database for backend {settings.backend!r}")
+
+
+def create_private(path: str) -> None:
+    """Create the SQLite file owner-only (0600) if it does not exist yet; SQLite gives its -wal and -shm files
+    the database file's mode. An existing file keeps the mode the operator gave it."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # it exists, or cannot be created: then SQLite's own open says why
+        return
+    os.close(fd)
 
 
 def configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int = 5_000) -> None:
@@ -98,6 +111,9 @@ class Database:
                 return self._engine
             engine = self._factory()
             try:
+                if engine.dialect.name == "sqlite" and engine.url.database:
+                    # sqlite3 would create it 0644 (umask 022): rows hold prompts, client IPs and key names
+                    await asyncio.to_thread(create_private, engine.url.database)
                 async with engine.begin() as conn:
                     json_columns = await conn.run_sync(ensure_schema)
             except BaseException:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from gateway.calllog.database import Database, is_data_error
 from gateway.calllog.record import CallRecord
@@ -169,6 +170,7 @@ class Delivery:
         self.spool_pending = False
         try:
             for path in await asyncio.to_thread(self.spool.claim):
+                await self._quarantine(path)
                 replayed = 0
                 for rows, bad in Spool.read(path, self.settings.batch_size):
                     if bad:
@@ -181,6 +183,20 @@ class Delivery:
         except BaseException:
             self.spool_pending = True
             raise
+
+    async def _quarantine(self, path: Path) -> None:
+        """Move the lines of a claimed spool file that are not rows aside, counted as lost, before its replay: one
+        such line must not stop every later replay (and be reported as a database outage)."""
+        try:
+            moved = await asyncio.to_thread(self.spool.quarantine, path)
+        except OSError as exc:  # the replay then counts those lines as unreadable, and goes on
+            log.error("call log: could not quarantine bad lines of spool file %s (%s)", path.name, brief(exc))
+            return
+        if moved:
+            self.counters.rows_lost += moved
+            log.error(
+                "call log: %d unreadable line(s) of spool file %s moved to %s", moved, path.name, self.spool.quarantined
+            )
 
 
 def brief(exc: BaseException) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import BigInteger, Boolean, Double, Integer
 
 from gateway.calllog.record import CallRecord
+from gateway.calllog.schema import api_logs
 
 Row = dict[str, Any]
 
@@ -60,12 +63,67 @@ def row_to_line(row: Row) -> bytes:
 
 
 def line_to_row(line: bytes) -> Row:
-    """Inverse of `row_to_line`; raises ValueError on a torn or foreign line."""
-    data = orjson.loads(line)
+    """Inverse of `row_to_line`; raises ValueError on a torn or foreign line, or one whose values could not be
+    inserted as they stand (a wrong type, an integer out of its column's range). Unknown keys are dropped."""
+    data = orjson.loads(line)  # orjson.JSONDecodeError is a ValueError
     if not isinstance(data, dict) or not isinstance(data.get("request_id"), str):
         raise ValueError("not a call-log row")
-    data["timestamp"] = datetime.fromisoformat(data["timestamp"])
-    return data
+    stamp = data.get("timestamp")
+    if not isinstance(stamp, str):
+        raise ValueError(f"timestamp: expected an ISO 8601 string, got {type(stamp).__name__}")
+    row: Row = {"timestamp": datetime.fromisoformat(stamp)}
+    for name, value in data.items():
+        check = _CHECKS.get(name)
+        if check is not None:
+            row[name] = None if value is None else check(name, value)
+    return row
+
+
+def _check_text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: expected a string, got {type(value).__name__}")
+    return _text(value)
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _check_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _checks() -> dict[str, Callable[[str, Any], Any]]:
+    """A type check per `api_logs` column, read from the schema so the two cannot drift apart."""
+
+    def integer(limit: int) -> Callable[[str, Any], int]:
+        def check(name: str, value: Any) -> int:
+            if isinstance(value, bool) or not isinstance(value, int) or not -limit - 1 <= value <= limit:
+                raise ValueError(f"{name}: expected an integer within +-{limit}, got {value!r:.40}")
+            return value
+
+        return check
+
+    checks: dict[str, Callable[[str, Any], Any]] = {}
+    for column in api_logs.columns:
+        kind = column.type
+        if column.name in ("id", "timestamp"):
+            continue
+        if isinstance(kind, Boolean):
+            checks[column.name] = _check_bool
+        elif isinstance(kind, BigInteger):
+            checks[column.name] = integer(_INT64)
+        elif isinstance(kind, Integer):
+            checks[column.name] = integer(_INT32)
+        elif isinstance(kind, Double):
+            checks[column.name] = _check_float
+        else:
+            checks[column.name] = _check_text
+    return checks
 
 
 def _text(value: str | None) -> str:
@@ -84,3 +142,6 @@ def _int(value: int | None, limit: int) -> int | None:
 
 def _json(value: Any) -> str:
     return _text(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode())
+
+
+_CHECKS = _checks()

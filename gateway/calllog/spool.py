@@ -3,6 +3,10 @@
 Each process appends to its own file (`calllog-<pid>.jsonl`), so several gateway workers can share one
 directory. Before a replay, the active file is renamed ("claimed"), so rows appended during the replay go
 to a fresh file and a claimed file can be deleted once its rows are committed.
+
+A line that cannot be read back as a row (torn by a crash, edited by hand, written by something else) is
+moved out of the claimed file into `calllog-<pid>.jsonl.bad` beside it (`quarantine`) before the replay, so
+one such line neither stops the replay of the others nor is counted again at the next replay.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Spool:
         self._pid = os.getpid() if pid is None else pid
         self._active = directory / f"{_PREFIX}{self._pid}.jsonl"
         self._rejected = directory / f"rejected-{self._pid}.jsonl"
+        self.quarantined = directory / f"{_PREFIX}{self._pid}.jsonl.bad"
         self._lock = threading.Lock()
 
     def append(self, rows: Sequence[Row], *, fsync: bool = True) -> None:
@@ -70,9 +75,41 @@ class Spool:
         except OSError:
             return False
 
+    def quarantine(self, path: Path) -> int:
+        """Move the lines of claimed file `path` that are not rows to the `.bad` file; returns how many.
+
+        A first pass only reads (the usual case: nothing to move). Otherwise the good lines go to a new file that
+        replaces `path` once they, and the bad lines appended to the `.bad` file, are on disk.
+        """
+        with path.open("rb") as handle:
+            if all(_readable(line) for line in handle if line.strip()):
+                return 0
+        sifted = path.with_name(path.name + ".sifting")
+        moved = 0
+        # No lock: only the writer replays, and appenders never touch a claimed file or the `.bad` file.
+        with (
+            path.open("rb") as source,
+            os.fdopen(os.open(sifted, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as good,
+            os.fdopen(os.open(self.quarantined, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as bad,
+        ):
+            for line in source:
+                if not line.strip():
+                    continue
+                whole = line if line.endswith(b"\n") else line + b"\n"
+                if _readable(line):
+                    good.write(whole)
+                else:
+                    bad.write(whole)
+                    moved += 1
+            for written in (good, bad):
+                written.flush()
+                os.fsync(written.fileno())
+        os.replace(sifted, path)
+        return moved
+
     @staticmethod
     def read(path: Path, chunk: int) -> Iterator[tuple[list[Row], int]]:
-        """Yield rows in chunks, with the number of unreadable (torn) lines in each chunk."""
+        """Yield rows in chunks, with the number of unreadable lines in each chunk (none after `quarantine`)."""
         rows: list[Row] = []
         bad = 0
         with path.open("rb") as handle:
@@ -81,7 +118,7 @@ class Spool:
                     continue
                 try:
                     rows.append(line_to_row(line))
-                except ValueError:
+                except (ValueError, TypeError):
                     bad += 1
                 if len(rows) >= chunk:
                     yield rows, bad
@@ -112,6 +149,14 @@ class Spool:
                 os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _readable(line: bytes) -> bool:
+    try:
+        line_to_row(line)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _owner(path: Path) -> int | None:

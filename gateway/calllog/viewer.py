@@ -4,12 +4,17 @@ Reads the same settings as the gateway (environment over `.env`): the SQLite fil
 DATABASE_URL when USE_SQLITE_LOG=false:
 
     gateway logs [--db PATH] [--limit N] [--hours H]      (or: python scripts/view_logs.py ...)
+
+Every value printed comes from clients (model names, errors, prompts) and is shown through `printable`: control
+characters (C0, DEL, C1, bidi overrides) are written as `\\xNN` / `\\uNNNN` escapes, so no row can move the
+cursor, clear the screen, retitle the terminal or reorder the text around it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -29,6 +34,8 @@ _T = api_logs.c
 _RECENT: tuple[str, ...] = ("request_id", "timestamp", "model_id", "provider", "deployment", "stream", "status_code")
 _RECENT += ("prompt_tokens", "completion_tokens", "total_tokens", "latency_ms", "ttft_ms", "cost_usd")
 _STATS_NEEDS = {"timestamp", "model_id", "provider", "status_code", "latency_ms", "ttft_ms", "cost_usd"}
+# C0 (ESC starts every terminal escape sequence), DEL, C1 (CSI, OSC as single code points), bidi controls.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def main(argv: list[str] | None, prog: str, env: Mapping[str, str], root: Path) -> int:
@@ -70,7 +77,8 @@ async def _show(settings: StorageSettings, limit: int, hours: float) -> int:
             await _errors(conn, columns, limit)
             await _sample(conn, columns)
     except Exception as exc:  # an operator tool: one clear line, never a traceback with a DSN in it
-        print(f"Cannot read the call log ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})", file=sys.stderr)
+        detail = printable(str(exc).splitlines()[0][:200]) if str(exc) else ""
+        print(f"Cannot read the call log ({type(exc).__name__}: {detail})", file=sys.stderr)
         return 1
     finally:
         await engine.dispose()
@@ -139,7 +147,8 @@ async def _sample(conn: AsyncConnection, columns: set[str]) -> None:
     if row is None:
         print("None stored (LOG_CONTENT=false, or no successful call yet).")
         return
-    print(f"{row['request_id']}  {row['model_id']} via {row['provider']}  at {row['timestamp']}")
+    head = (_short(row[k], 80) for k in ("request_id", "model_id", "provider"))
+    print("{}  {} via {}  at {}".format(*head, _cell("timestamp", row["timestamp"])))
     try:
         messages = orjson.loads(row["prompt"])
     except orjson.JSONDecodeError:
@@ -147,15 +156,25 @@ async def _sample(conn: AsyncConnection, columns: set[str]) -> None:
     for message in messages if isinstance(messages, list) else [messages]:
         content = message.get("content") if isinstance(message, dict) else message
         role = message.get("role", "?") if isinstance(message, dict) else "?"
-        print(f"  [{role}] {_short(content, 100)}")
+        print(f"  [{_short(role, 20)}] {_short(content, 100)}")
     print(f"  [response] {_short(row['response'], 200)}")
     tokens = {k: row.get(k) for k in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")}
     params = {k: row.get(k) for k in ("temperature", "top_p", "max_tokens", "seed")}
-    print(f"  tokens {tokens}\n  params {params}")
+    print(f"  tokens {printable(str(tokens))}\n  params {printable(str(params))}")
 
 
 def _section(title: str) -> None:
     print(f"\n== {title} ==")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character escaped (`\\x1b`, `\\u202e`): safe to write to a terminal."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def _cell(key: str, value: Any) -> Any:
@@ -169,10 +188,15 @@ def _cell(key: str, value: Any) -> Any:
         return f"{float(value):.6f}"
     if isinstance(value, float):
         return round(value, 1)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return printable(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, str):
+        return printable(value)
     return value
 
 
 def _short(value: Any, width: int) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    text = " ".join(text.split())
+    """One line of at most `width` characters: whitespace runs collapsed, control characters escaped."""
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    text = printable(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"

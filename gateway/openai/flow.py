@@ -22,10 +22,14 @@ from routing.manager import ModelRoute
 
 
 def _clamp(payload: dict[str, Any], route: ModelRoute) -> dict[str, Any]:
+    """max_tokens above the model's max_output_length is clamped; a whole float (`2048.0`, `1e300`: parse_chat
+    checked it is whole) is made an int first, so it cannot slip past the comparison or reach the upstream."""
     limit = route.model.max_output_length
     for name in ("max_tokens", "max_completion_tokens"):
         value = payload.get(name)
-        if isinstance(value, int) and value > limit:
+        if isinstance(value, float):
+            value = payload[name] = int(value) if value < limit else limit
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
             payload[name] = limit
     return payload
 

@@ -50,6 +50,14 @@ def check_messages(messages: Any) -> None:
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise _bad(f"messages[{i}].content", f"`messages[{i}].content` must be a string or a list of parts")
+        if isinstance(content, list) and not all(isinstance(part, dict) for part in content):
+            raise _bad(f"messages[{i}].content", f"`messages[{i}].content` parts must be objects")
+        calls = message.get("tool_calls")
+        if calls is not None and not (isinstance(calls, list) and all(isinstance(c, dict) for c in calls)):
+            raise _bad(f"messages[{i}].tool_calls", f"`messages[{i}].tool_calls` must be a list of objects")
+        name = message.get("name")
+        if name is not None and not isinstance(name, str):
+            raise _bad(f"messages[{i}].name", f"`messages[{i}].name` must be a string")
 
 
 def parse_chat(body: dict[str, Any]) -> ChatRequest:

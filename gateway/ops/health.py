@@ -29,7 +29,7 @@ def health_report(services: Services) -> tuple[int, dict[str, Any]]:
                 continue
             entry = next((e for e in route.entries if e.deployment.name == dep.name), None) if route else None
             state = services.deployments.describe(dep)
-            serving = bool(entry and entry.available) and state["circuit"] != "open"
+            serving = bool(entry and entry.available) and state["circuit"] != "open" and state["available"]
             if serving:
                 can_serve += 1
                 healthy_count += 1
@@ -43,9 +43,7 @@ def health_report(services: Services) -> tuple[int, dict[str, Any]]:
                     "region": dep.region,
                     "health": state["health"],
                     "circuit": state["circuit"],
-                    "reason": ""
-                    if serving
-                    else (entry.reason if entry and entry.reason else f"circuit {state['circuit']}"),
+                    "reason": "" if serving else (state["reason"] or f"circuit {state['circuit']}"),
                 }
             )
         if can_serve:

@@ -1,4 +1,8 @@
-"""Config reload (SIGHUP or POST /routing): a bad file is refused and the running config stays."""
+"""Config reload (SIGHUP or POST /routing): a bad file is refused and the running config stays.
+
+A reload that takes also lifts every upstream Retry-After block: the operator changed something (a key, a URL, a
+quota), so what an upstream said about the old config no longer holds. Open circuits keep their state.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ def reload_config(services: Services) -> str:
         return str(exc)
     services.manager.replace_config(config)
     services.deployments.restart_soon()
+    lifted = services.executor.guards.lift_blocks()
+    if lifted:
+        log.info("config reload lifted the Retry-After block of %d deployment(s)", lifted)
     report_config(config)
     log.info("config reloaded (routing version %d)", services.manager.version)
     return ""

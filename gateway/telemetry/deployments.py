@@ -134,13 +134,26 @@ class DeploymentState:
         self.metrics.set_deployment_state(dep.model_id, dep.name, healthy, self.guards.breakers.state(dep.key).status)
 
     def describe(self, dep: DeploymentConfig) -> dict[str, Any]:
-        """Health, circuit and load of one deployment, for /routing, /health and /providers."""
+        """Health, circuit and load of one deployment, for /routing, /health and /providers.
+
+        `available` is false while routing has the deployment down (health) or an upstream Retry-After blocks
+        it (`blocked_for_s`, `blocked_status`, capped at RETRY_AFTER_CAP); an open circuit shows in `circuit`.
+        """
         now = time.monotonic()
-        breaker = self.guards.breakers.state(dep.key, now)
+        breakers = self.guards.breakers
+        breaker = breakers.state(dep.key, now)
+        blocked = breakers.blocked(dep.key, now)
+        down = self.manager.unavailable().get(dep.key, "")
+        reason = down
+        if blocked is not None and not down:
+            reason = f"upstream answered HTTP {blocked[1]} with Retry-After: blocked for {blocked[0]:.0f}s"
         info: dict[str, Any] = {
+            "available": not down and blocked is None,
+            "reason": reason,
             "circuit": breaker.status,
             "circuit_retry_in_s": round(max(0.0, (breaker.until or now) - now), 1) if breaker.status == "open" else 0,
-            "blocked_for_s": round(max(0.0, (breaker.blocked_until or now) - now), 1),
+            "blocked_for_s": round(blocked[0], 1) if blocked is not None else 0.0,
+            "blocked_status": blocked[1] if blocked is not None else None,
             "recent_error_rate": round(breaker.error_rate, 3),
             "in_flight": self.guards.in_flight(dep.key),
             "health": "unknown",

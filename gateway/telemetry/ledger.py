@@ -174,18 +174,31 @@ class CallLedger:
         books, call, model = self.books, self.call, self.model
         if self._lease is not None:
             books.stream_cap.release(self._lease)
-        record = build_record(call, self.body, status, error, self.client, books.log_content, self.cost(), self.secrets)
+        record = self._record(status, error)
         books.metrics.observe_call(record if model else replace(record, model_id=""), call.upstream_wait)
         if status == 429 and self.dispatched and model:
             books.metrics.rate_limited("deployment", model.id)
         if books.events.subscribers:
-            books.events.publish(call_event(record))
+            books.events.publish(call_event(record), owner=record.api_key_name)
         if books.call_log.settings.sync or self._reservation is not None:
             # these awaits can suspend: a client leaving meanwhile must not cancel the row (or the settle)
             await asyncio.shield(self._persist(record, status))
         else:
             await books.call_log.write(record)  # a non-blocking enqueue: nothing here can be cancelled
         _log_line(record)
+
+    def _record(self, status: int, error: str) -> CallRecord:
+        """The call's row; a request the row cannot hold (it cannot be serialised) still leaves a reduced row,
+        without its content, that says why."""
+        books, call = self.books, self.call
+        try:
+            return build_record(
+                call, self.body, status, error, self.client, books.log_content, self.cost(), self.secrets
+            )
+        except Exception as exc:  # a record that cannot be built is still a call: it must leave a row
+            log.error("call %s: its row could not be built (%s); writing a reduced row", call.request_id, exc)
+            reduced = build_record(call, {}, status, error, self.client, False, self.cost(), self.secrets)
+            return replace(reduced, metadata={**reduced.metadata, "reduced": type(exc).__name__})
 
     async def _persist(self, record: CallRecord, status: int) -> None:
         try:

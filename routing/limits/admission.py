@@ -62,6 +62,10 @@ class Guards:
     def available(self, dep: DeploymentConfig) -> bool:
         return self.breakers.available(dep.key, self._clock())
 
+    def lift_blocks(self) -> int:
+        """Lift every upstream Retry-After block now (a config reload); returns how many were in force."""
+        return self.breakers.clear_blocks(self._clock())
+
     def has_room(self, dep: DeploymentConfig) -> bool:
         return not dep.max_concurrent or self._in_flight.get(dep.key, 0) < dep.max_concurrent
 

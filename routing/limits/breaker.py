@@ -3,7 +3,9 @@
 Only failures that are the deployment's fault should be recorded as counting failures: connect errors,
 timeouts, 5xx, auth errors (see `backoff.is_deployment_fault`). The caller decides; a client's own 4xx must
 never reach `record_failure`. A 429 (or 503) with Retry-After makes the deployment unavailable until then via
-`record_failure(..., retry_after=s, counts=False)` (or `block_until`), without counting toward the breaker.
+`record_failure(..., retry_after=s, counts=False)` (or `block_until`), without counting toward the breaker. The
+block is capped at `retry_after_cap` seconds (an upstream answering `Retry-After: 1000000000000` must not take a
+deployment out for millennia), and `clear_blocks` lifts every block (a config reload: the operator changed something).
 
 States: closed -> open (N consecutive failures, or a failure rate over a sliding window) -> half_open after the
 cooldown, which admits exactly one trial at a time (`try_acquire`) -> closed on the trial's success, or open
@@ -33,6 +35,7 @@ class BreakerConfig:
     cooldown_growth: float = 2.0
     max_cooldown: float = 300.0
     trial_timeout: float = 60.0
+    retry_after_cap: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.consecutive_failures < 1 or self.min_calls < 1:
@@ -41,6 +44,8 @@ class BreakerConfig:
             raise ValueError("BreakerConfig.failure_rate must be in (0, 1]")
         if self.window <= 0 or self.cooldown < 0 or self.cooldown_growth < 1 or self.trial_timeout <= 0:
             raise ValueError("BreakerConfig: window and trial_timeout > 0, cooldown >= 0, cooldown_growth >= 1")
+        if not self.retry_after_cap > 0:
+            raise ValueError("BreakerConfig.retry_after_cap must be > 0")
 
     def cooldown_for(self, trips: int) -> float:
         """Cooldown after the `trips`-th trip in a row (1-based), growing geometrically up to max_cooldown."""
@@ -236,11 +241,11 @@ class BreakerBoard:
         self, key: str, now: float, retry_after: float | None = None, *, counts: bool = True, status: int = 429
     ) -> None:
         """The deployment failed. `retry_after` seconds (from a 429/503, given as `status`) block it until
-        now + retry_after; `counts=False` blocks without counting toward the breaker (use it for 429) and frees
-        a held trial."""
+        now + retry_after, at most `config.retry_after_cap`; `counts=False` blocks without counting toward the
+        breaker (use it for 429) and frees a held trial."""
         breaker = self._get(key, now)
         if retry_after is not None and retry_after > 0:
-            breaker.block_until(now + retry_after, status)
+            breaker.block_until(now + min(retry_after, self.config.retry_after_cap), status)
         if counts:
             breaker.record_failure(now)
         elif breaker.status == "half_open":
@@ -253,6 +258,14 @@ class BreakerBoard:
     def block_until(self, key: str, until: float, status: int = 429) -> None:
         """Make the deployment unavailable until `until` without counting a failure."""
         self._get(key).block_until(until, status)
+
+    def clear_blocks(self, now: float) -> int:
+        """Lift every Retry-After block (circuits keep their state); returns how many were in force at `now`."""
+        lifted = 0
+        for breaker in self._breakers.values():
+            lifted += breaker.blocked_until > now
+            breaker.blocked_until = -math.inf
+        return lifted
 
     def ready_at(self, key: str, now: float) -> float:
         """Earliest time the deployment could admit a request: now, or the end of its cooldown, block or trial."""

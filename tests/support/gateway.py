@@ -40,6 +40,7 @@ def base_env(directory: Path) -> dict[str, str]:
         "CALL_LOG_SYNC": "true",
         "STREAM_KEEPALIVE_SECONDS": "1",
         "LOG_LEVEL": "WARNING",
+        "HOST": "127.0.0.1",  # where the test server listens: keyless admin routes answer only on loopback
     }
 
 

@@ -69,6 +69,7 @@ def isolated_env(directory: Path, **extra: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONUNBUFFERED": "1",
+        "HOST": "127.0.0.1",
         "SQLITE_DB_PATH": str(directory / "calls.db"),
         "VAR_DIR": str(directory / "var"),
         "CALL_LOG_SPOOL_DIR": str(directory / "spool"),

@@ -12,6 +12,7 @@ import openai
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from gateway.beacon.maps import MapsCache, MissBudget
 from tests.conftest import GatewayFactory
 from tests.integration.beacon.conftest import FakeMaps
 from tests.integration.beacon.test_beacon_api import execute_via_router, fleet_config
@@ -41,6 +42,7 @@ def test_maps_forwards_the_client_query_but_never_its_key(gateway_factory: Gatew
 
 def test_maps_cache_is_bounded(gateway_factory: GatewayFactory, maps: FakeMaps) -> None:
     gw = gateway_factory(MOCK_ONLY, GOOGLE_MAPS_API_KEY="maps-secret", MAPS_API_URL=maps.url)
+    gw.app.state.maps_cache = MapsCache(budget=MissBudget(per_client=100, total=100))  # room for 41 misses
     with httpx.Client(base_url=gw.url) as http:
         for n in range(40):
             assert http.get("/maps/api.js", params={"callback": f"cb{n}"}).status_code == 200

@@ -155,6 +155,25 @@ def test_block_outlasts_cooldown() -> None:
     assert board.try_acquire(K, 45.0)
 
 
+def test_retry_after_is_capped() -> None:
+    board = BreakerBoard(BreakerConfig(retry_after_cap=60.0))
+    board.record_failure(K, 0.0, retry_after=1e12, counts=False)
+    assert board.blocked(K, 0.0) == (60.0, 429)
+    assert not board.available(K, 59.9)
+    assert board.available(K, 60.0)
+    assert BreakerConfig().retry_after_cap == 3600.0
+
+
+def test_clear_blocks_lifts_retry_after_but_not_circuits() -> None:
+    board = BreakerBoard()
+    board.record_failure("m/a", 0.0, retry_after=100.0, counts=False, status=503)
+    board.record_failure("m/b", 0.0, retry_after=1.0, counts=False)
+    tripped(board, "m/c", 0.0)
+    assert board.clear_blocks(5.0) == 1, "m/b's block had already run out"
+    assert board.available("m/a", 5.0) and board.blocked("m/a", 5.0) is None
+    assert not board.available("m/c", 5.0), "an open circuit keeps its cooldown"
+
+
 def test_uncounted_failure_in_half_open_frees_the_trial() -> None:
     board = BreakerBoard()
     tripped(board, K, 0.0)
@@ -216,6 +235,7 @@ def test_state_defaults_to_last_seen_time_and_lists_all() -> None:
         {"failure_rate": 1.5},
         {"window": 0},
         {"cooldown_growth": 0.5},
+        {"retry_after_cap": 0},
     ],
 )
 def test_config_validation(kwargs: dict[str, float]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 
 from gateway.calllog.record import AttemptRecord, CallRecord
 from gateway.calllog.rows import line_to_row, record_to_row, row_to_line
@@ -62,3 +63,28 @@ def test_spool_line_round_trip() -> None:
     line = row_to_line(row)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert line_to_row(line) == row
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"timestamp": 1735689600}, "timestamp"),
+        ({"timestamp": "yesterday"}, "isoformat"),
+        ({"model_id": {"not": "text"}}, "model_id"),
+        ({"stream": "yes"}, "stream"),
+        ({"status_code": 200.5}, "status_code"),
+        ({"seed": 2**63}, "seed"),
+        ({"status_code": True}, "status_code"),
+        ({"latency_ms": "fast"}, "latency_ms"),
+    ],
+)
+def test_a_spool_line_that_could_not_be_inserted_is_refused(change: dict[str, object], named: str) -> None:
+    data = orjson.loads(row_to_line(record_to_row(_record(), log_content=True)))
+    with pytest.raises(ValueError, match=named):
+        line_to_row(orjson.dumps({**data, **change}))
+
+
+def test_a_spool_line_keeps_only_known_columns_and_accepts_integral_floats() -> None:
+    data = orjson.loads(row_to_line(record_to_row(_record(), log_content=True)))
+    row = line_to_row(orjson.dumps({**data, "from_a_newer_version": 1, "latency_ms": 12}))
+    assert "from_a_newer_version" not in row and row["latency_ms"] == 12.0

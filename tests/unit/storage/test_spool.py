@@ -73,3 +73,33 @@ def test_backoff_doubles_and_resets() -> None:
     assert backoff.delay == 2.0
     backoff.succeeded()
     assert backoff.ready(0.0) and backoff.delay == 0.0
+
+
+def test_quarantine_moves_lines_that_are_not_rows_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append([_row(1)])
+    with (tmp_path / f"calllog-{spool._pid}.jsonl").open("ab") as handle:
+        handle.write(b'{"request_id": "gen-2", "timestamp": 1735689600}\n')  # a non-string timestamp
+        handle.write(b"\n")
+    spool.append([_row(4)])
+    with (tmp_path / f"calllog-{spool._pid}.jsonl").open("ab") as handle:
+        handle.write(b'{"request_id": "gen-3", "timest')  # torn by a crash
+    [path] = spool.claim()
+    assert spool.quarantine(path) == 2
+    assert [r["request_id"] for rows, _ in Spool.read(path, 10) for r in rows] == ["gen-1", "gen-4"]
+    assert spool.quarantined.read_bytes().splitlines() == [
+        b'{"request_id": "gen-2", "timestamp": 1735689600}',
+        b'{"request_id": "gen-3", "timest',
+    ]
+    assert spool.quarantined.stat().st_mode & 0o777 == 0o600 and path.stat().st_mode & 0o777 == 0o600
+    assert spool.quarantine(path) == 0, "a second replay finds nothing more to move (nor counts it again)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, spool.quarantined.name])
+
+
+def test_quarantine_of_a_clean_file_writes_nothing(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append([_row(1), _row(2)])
+    [path] = spool.claim()
+    before = path.stat()
+    assert spool.quarantine(path) == 0
+    assert path.stat().st_ino == before.st_ino and not spool.quarantined.exists()
