@@ -71,11 +71,14 @@ class MockResponse:
 
     def read_nowait(self) -> bytes:
         """Every part due by now, joined; b"" when none is."""
+        return self._due(at_least_one=False)
+
+    def _due(self, at_least_one: bool) -> bytes:
         parts = self._parts
         if not parts:
             return b""
         now = asyncio.get_running_loop().time()
-        due: list[bytes] = []
+        due: list[bytes] = [parts.popleft()[1]] if at_least_one else []
         while parts and parts[0][0] <= now:
             due.append(parts.popleft()[1])
         return due[0] if len(due) == 1 else b"".join(due)
@@ -84,12 +87,12 @@ class MockResponse:
         """The next part, waiting until it is due; b"" at the end."""
         if not self._parts:
             return b""
-        loop = asyncio.get_running_loop()
-        # a timer may fire a little early (uvloop's resolution is 1 ms): wait until the part really is due, or
-        # read_nowait would find nothing due and the empty read would look like the end of the body
-        while (wait := self._parts[0][0] - loop.time()) > 0:
+        wait = self._parts[0][0] - asyncio.get_running_loop().time()
+        if wait > 0:
             await asyncio.sleep(wait)
-        return self.read_nowait()
+        # a timer may fire a little early (uvloop's resolution is 1 ms): the first part is due now whatever the
+        # clock says, or the empty read would look like the end of the body
+        return self._due(at_least_one=True)
 
     async def read(self, limit: int | None = None, idle: float | None = None) -> bytes:
         """The whole body (or its first `limit` bytes); `idle` bounds each wait, as on a socket."""
