@@ -2,7 +2,9 @@
 
 Every failure is a ConnectError whose message names the proxy by host:port only (never its credentials) and
 never the target URL. Dual-stack hosts are dialled with happy eyeballs where the loop offers it (asyncio's own
-loop; uvloop tries the addresses in turn).
+loop; uvloop tries the addresses in turn). That race runs in a task of its own (`_connect`): Python 3.11's drops
+the socket it has just connected when the task awaiting it is cancelled in that moment (a client gone mid-dial),
+and the descriptor leaks until garbage collection.
 """
 
 from __future__ import annotations
@@ -16,11 +18,35 @@ from routing.upstream.http1_connection import Connection, PoolKey, PoolSide
 from routing.upstream.http1_response import ConnectError, LimitExceeded
 from routing.upstream.proxy import Proxy
 
-_HAPPY_EYEBALLS = {"happy_eyeballs_delay": 0.25, "interleave": 1}
+_HAPPY_EYEBALLS: dict[str, Any] = {"happy_eyeballs_delay": 0.25, "interleave": 1}
+
+Transport = tuple[asyncio.BaseTransport, asyncio.BaseProtocol]
 
 
-def _connect_options(loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
-    return _HAPPY_EYEBALLS if isinstance(loop, asyncio.BaseEventLoop) else {}
+async def _connect(
+    factory: Callable[[], asyncio.BaseProtocol], host: str, port: int, within: float, **options: Any
+) -> Transport:
+    """loop.create_connection, safe to cancel: a caller that stops waiting leaves the dial to end on its own
+    (in `within` seconds), and whatever it connects is then closed."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, asyncio.BaseEventLoop):  # uvloop: no happy eyeballs, no race to leak from
+        return await loop.create_connection(factory, host, port, **options)
+
+    async def bounded() -> Transport:
+        async with asyncio.timeout(within):
+            return await loop.create_connection(factory, host, port, **options, **_HAPPY_EYEBALLS)
+
+    task = loop.create_task(bounded())
+    try:
+        return await asyncio.shield(task)
+    except BaseException:
+        task.add_done_callback(_close_unclaimed)
+        raise
+
+
+def _close_unclaimed(task: asyncio.Task[Transport]) -> None:
+    if not task.cancelled() and task.exception() is None:  # exception() also marks a failure as seen
+        task.result()[0].close()
 
 
 async def dial(
@@ -32,10 +58,10 @@ async def dial(
     try:
         async with asyncio.timeout(connect_timeout):
             if proxy is None:
-                return await _open(lambda: Connection(pool, key), host, port, context, host)
+                return await _open(lambda: Connection(pool, key), host, port, context, connect_timeout)
             if context is None:  # an http target: requests go to the proxy in absolute-form
-                return await _open(lambda: Connection(pool, key), proxy.host, proxy.port, None, None)
-            return await _tunnel(pool, key, proxy, context)
+                return await _open(lambda: Connection(pool, key), proxy.host, proxy.port, None, connect_timeout)
+            return await _tunnel(pool, key, proxy, context, connect_timeout)
     except TimeoutError:
         raise ConnectError(f"{where}connect timeout after {connect_timeout:g}s") from None
     except ssl.SSLError as exc:
@@ -45,31 +71,20 @@ async def dial(
 
 
 async def _open(
-    factory: Callable[[], Connection],
-    host: str,
-    port: int,
-    context: ssl.SSLContext | None,
-    server_hostname: str | None,
+    factory: Callable[[], Connection], host: str, port: int, context: ssl.SSLContext | None, within: float
 ) -> Connection:
-    loop = asyncio.get_running_loop()
-    _, conn = await loop.create_connection(
-        factory,
-        host,
-        port,
-        ssl=context,
-        server_hostname=server_hostname if context is not None else None,
-        **_connect_options(loop),
-    )
+    tls: dict[str, Any] = {"ssl": context, "server_hostname": host} if context is not None else {}
+    _, conn = await _connect(factory, host, port, within, **tls)
+    assert isinstance(conn, Connection)
     return conn
 
 
-async def _tunnel(pool: PoolSide, key: PoolKey, proxy: Proxy, context: ssl.SSLContext) -> Connection:
+async def _tunnel(pool: PoolSide, key: PoolKey, proxy: Proxy, context: ssl.SSLContext, within: float) -> Connection:
     """CONNECT through the proxy, then TLS to the target over the tunnel, verifying the target's certificate."""
     loop = asyncio.get_running_loop()
     _, host, port, _ = key
-    transport, reply = await loop.create_connection(
-        lambda: _ConnectReply(pool.caps.header_bytes), proxy.host, proxy.port, **_connect_options(loop)
-    )
+    transport, reply = await _connect(lambda: _ConnectReply(pool.caps.header_bytes), proxy.host, proxy.port, within)
+    assert isinstance(transport, asyncio.Transport) and isinstance(reply, _ConnectReply)
     try:
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from typing import Any
 
 import pytest
@@ -82,4 +84,28 @@ async def test_dual_stack_hosts_are_dialled_with_happy_eyeballs(serve, monkeypat
     pool = Pool()
     assert await post(pool, raw.url) == b"x"
     assert seen and seen[0]["happy_eyeballs_delay"] == 0.25 and seen[0]["interleave"] == 1
+    await pool.close()
+
+
+async def test_a_request_cancelled_mid_dial_leaves_no_socket_open(serve) -> None:
+    # A client gone while its call dials cancels the dial at some point of the happy-eyeballs race; at the moment
+    # the race has connected, Python 3.11's own drops the socket unclosed (a descriptor leaked per disconnect).
+    raw = await serve(lambda req: ok(b"x"))
+    pool = Pool()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for spins in range(10):
+            for _ in range(8):
+                call = asyncio.ensure_future(pool.request("GET", raw.url, {}, None, connect_timeout=2, total_timeout=5))
+                for _ in range(spins):
+                    await asyncio.sleep(0)
+                call.cancel()
+                try:
+                    (await call).close()
+                except asyncio.CancelledError:
+                    pass
+        await asyncio.sleep(0.05)  # dials left to finish on their own do, and close what they connected
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert await post(pool, raw.url) == b"x"  # and the pool's slots all came back
     await pool.close()
