@@ -45,12 +45,24 @@ def routes() -> list[BaseRoute]:
         # OpenAI / OpenRouter
         GuardedRoute("/v1/chat/completions", openai_api.chat_completions, access=client, methods=post),
         GuardedRoute("/chat/completions", openai_api.chat_completions, access=client, methods=post),
-        GuardedRoute("/api/v1/chat/completions", openai_api.chat_completions, access=client, methods=post),
+        GuardedRoute(
+            "/api/v1/chat/completions",
+            openai_api.openrouter_chat_completions,
+            access=client,
+            methods=post,
+            refusal=openai_api.openrouter_refusal,
+        ),
         GuardedRoute("/v1/completions", openai_api.completions, access=client, methods=post),
         GuardedRoute("/completion", openai_api.completions, access=client, methods=post),
         GuardedRoute("/v1/models", openai_api.list_models, access=client, methods=get),
         GuardedRoute("/models", openai_api.list_models, access=client, methods=get),
-        GuardedRoute("/api/v1/models", openai_api.list_models, access=client, methods=get),
+        GuardedRoute(
+            "/api/v1/models",
+            openai_api.openrouter_models,
+            access=client,
+            methods=get,
+            refusal=openai_api.openrouter_refusal,
+        ),
         # Project Beacon
         GuardedRoute("/inference", beacon.inference, access=client, methods=post, refusal=beacon.refusal),
         GuardedRoute("/v1/inference", beacon.inference, access=client, methods=post, refusal=beacon.refusal),
@@ -66,8 +78,22 @@ def routes() -> list[BaseRoute]:
         GuardedRoute("/admin/routing", admin.routing_table, access=admin_only, methods=get),
         GuardedRoute("/stats", stats.stats, access=admin_only, methods=get),
         GuardedRoute("/admin/stats", stats.stats, access=admin_only, methods=get),
-        GuardedRoute("/api/v1/generation", stats.generation, access=admin_only, methods=get),
+        GuardedRoute(
+            "/api/v1/generation",
+            openai_api.speaks_openrouter(stats.generation),
+            access=admin_only,
+            methods=get,
+            refusal=openai_api.openrouter_refusal,
+        ),
         GuardedRoute("/metrics", metrics.metrics, access=Access.METRICS, methods=get),
+        # OpenRouter's shape for any other /api/v1 path (last: every route above matches first)
+        GuardedRoute(
+            "/api/v1/{rest:path}",
+            openai_api.no_route,
+            access=client,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            refusal=openai_api.openrouter_refusal,
+        ),
     ]
 
 

@@ -1,8 +1,9 @@
 """The gateway's own refusals (APIError) on the one error tree, and OpenAI's rendering of any error on it.
 
 Status, category and code live on the error (routing/errors.py); this module and each surface's renderer
-(Beacon's in gateway/beacon/flow.py) only turn them into bytes. The app's exception handlers answer in OpenAI's
-shape; a surface that speaks another shape renders its errors itself before they reach them.
+(Beacon's in gateway/beacon/flow.py, OpenRouter's in gateway/openai/openrouter.py) only turn them into bytes, with
+the headers of error_headers. The app's exception handlers answer in OpenAI's shape; a surface that speaks another
+shape renders its errors itself before they reach them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from routing.errors import Category, GatewayError, category_of_status
+from routing.errors import AllAttemptsFailed, Category, GatewayError, category_of_status
 
 log = logging.getLogger("gateway")
 
@@ -57,11 +58,31 @@ def openai_error(error: GatewayError) -> dict[str, Any]:
     return {"error": {"message": error.message, "type": kind, "param": error.param, "code": error.code}}
 
 
-def openai_response(error: GatewayError, extra: Mapping[str, str] | None = None) -> Response:
+def should_retry(error: GatewayError) -> bool | None:
+    """Whether a client's retry can help: no after the gateway's own retries (AllAttemptsFailed) or for a refusal
+    of the request itself (4xx), yes for a 429 or a 503 that says when to come back, None when nobody knows."""
+    if error.category == "rate_limited" or (error.category == "unavailable" and error.retry_after):
+        return True
+    if isinstance(error, AllAttemptsFailed) or 400 <= error.status < 500:
+        return False
+    return None
+
+
+def error_headers(error: GatewayError, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An error's response headers on every surface: its own (Retry-After...), `extra`, WWW-Authenticate on a 401,
+    and `x-should-retry` when should_retry knows (the openai and anthropic SDKs obey it over their status rules)."""
     headers = {**error.headers, **(extra or {})}
     if error.status == 401:
         headers.setdefault("www-authenticate", "Bearer")
-    return Response(orjson.dumps(openai_error(error)), error.status, headers, media_type="application/json")
+    retry = should_retry(error)
+    if retry is not None:
+        headers.setdefault("x-should-retry", "true" if retry else "false")
+    return headers
+
+
+def openai_response(error: GatewayError, extra: Mapping[str, str] | None = None) -> Response:
+    content = orjson.dumps(openai_error(error))
+    return Response(content, error.status, error_headers(error, extra), media_type="application/json")
 
 
 async def gateway_error_handler(request: Request, exc: Exception) -> Response:

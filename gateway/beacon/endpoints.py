@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
 from gateway.beacon.flow import failure, parse_inference, run_inference
+from gateway.errors import error_headers
 from gateway.lifespan import Services
 from gateway.requests import client_info, read_json
 from routing.errors import GatewayError
@@ -35,7 +36,7 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 def refusal(error: GatewayError, scope: Scope) -> Response:
     """A call refused before its route ran (a missing or wrong key), in Beacon's shape."""
     request_id = scope.get("state", {}).get("request_id", "")
-    return _json(error.status, failure(error, request_id, ""), error.headers)
+    return _json(error.status, failure(error, request_id, ""), error_headers(error))
 
 
 def provider_rows(services: Services, region: str = "") -> list[dict[str, Any]]:

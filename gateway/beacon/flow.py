@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import APIError
+from gateway.errors import APIError, error_headers
 from gateway.lifespan import Services
 from gateway.requests import unroutable
 from gateway.telemetry.ledger import CallLedger
@@ -190,7 +190,7 @@ async def run_inference(
     except GatewayError as exc:
         error = await ledger.fail(exc)
         scrub(call, ledger.secrets)
-        return Answer(error.status, failure(error, request_id, req.trace_id, call, model), error.headers)
+        return Answer(error.status, failure(error, request_id, req.trace_id, call, model), error_headers(error))
     except asyncio.CancelledError:
         await ledger.cancelled("call cancelled")
         raise

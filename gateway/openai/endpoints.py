@@ -1,5 +1,6 @@
 """The OpenAI / OpenRouter surface's handlers: chat completions, the legacy completions (prompt mapped onto
-chat), and the model list (only models that can be served)."""
+chat), and the model list (only models that can be served). `/api/v1/...` has its own, answering (errors included)
+in OpenRouter's shapes (openrouter.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,29 @@ from gateway.lifespan import Services
 from gateway.openai.flow import run_chat
 from gateway.openai.formats import ChatFormat, TextFormat
 from gateway.openai.models import model_entry
+from gateway.openai.openrouter import (
+    OpenRouterChatFormat,
+    model_list,
+    no_route,
+    openrouter_model,
+    openrouter_refusal,
+    page_bounds,
+    speaks_openrouter,
+)
 from gateway.openai.request import parse_chat
 from gateway.requests import read_json
 
-_CHAT, _TEXT = ChatFormat(), TextFormat()
+_CHAT, _TEXT, _OPENROUTER = ChatFormat(), TextFormat(), OpenRouterChatFormat()
+__all__ = [  # with what the app's /api/v1 routes take from openrouter.py
+    "chat_completions",
+    "completions",
+    "list_models",
+    "no_route",
+    "openrouter_chat_completions",
+    "openrouter_models",
+    "openrouter_refusal",
+    "speaks_openrouter",
+]
 
 
 async def chat_completions(request: Request) -> Any:
@@ -44,3 +64,19 @@ async def list_models(request: Request) -> JSONResponse:
     created = int(services.started_at)
     data = [model_entry(route, created) for route in services.manager.routes()]
     return JSONResponse({"object": "list", "data": data})
+
+
+@speaks_openrouter
+async def openrouter_chat_completions(request: Request) -> Any:
+    services: Services = request.app.state.services
+    body = await read_json(request, services.settings.max_body_bytes)
+    return await run_chat(request, services, parse_chat(body), _OPENROUTER, "/api/v1/chat/completions")
+
+
+@speaks_openrouter
+async def openrouter_models(request: Request) -> JSONResponse:
+    services: Services = request.app.state.services
+    offset, limit = page_bounds(request.query_params)
+    created = int(services.started_at)
+    data = [openrouter_model(route, created) for route in services.manager.routes()]
+    return JSONResponse(model_list(data, offset, limit))

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.errors import error_headers
 from gateway.openai.formats import DONE, SSE_HEADERS, ChatFormat, Identity, identity, sse
 from gateway.telemetry.ledger import CallLedger
 from routing.errors import GatewayError, RoutingError, UpstreamError
@@ -128,7 +129,7 @@ class StreamRelay:
         if not self._started:
             headers = [
                 (b"content-type", b"application/json"),
-                *((k.encode(), v.encode()) for k, v in error.headers.items()),
+                *((k.encode(), v.encode()) for k, v in error_headers(error).items()),
             ]
             await self._start(send, error.status, headers)
             await self._body(send, orjson.dumps(self.fmt.error_body(error)), more=False)

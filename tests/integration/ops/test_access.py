@@ -164,6 +164,9 @@ def test_every_client_route_refuses_missing_and_wrong_keys(
         if path in BEACON_PATHS:  # each surface refuses in its own shape
             body = resp.json()
             assert body["success"] is False and body["error_code"] == "UNAUTHORIZED" and body["error"]
+        elif path.startswith("/api/v1/"):  # OpenRouter's: the status as the code, ours in metadata
+            error = resp.json()["error"]
+            assert error["code"] == 401 and error["metadata"]["error_type"] == "authentication"
         else:
             assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
         assert CLIENT_KEY not in resp.text and "sk-nope" not in resp.text
