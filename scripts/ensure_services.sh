@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Make sure the PostgreSQL and Redis servers the tests use are up on 127.0.0.1 (start them if installed but down).
+# Make sure the PostgreSQL and Redis servers the tests use are up on 127.0.0.1 (start them if installed but down),
+# and the Debian tools some tests drive are installed.
 set -u
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Debian packages some tests drive (command -> package): installed when missing and apt can, never started here.
+for pair in nginx:nginx-light; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 && continue
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${pair#*:}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pair#*:}" >/dev/null 2>&1 \
+      || (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+          --no-install-recommends "${pair#*:}" >/dev/null 2>&1) \
+      || echo "warning: could not install ${pair#*:} (the tests that need it skip)"
+  fi
+done
 
 if ! up 5432; then
   if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
