@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from routing.config.schema import DeploymentConfig
-from routing.strategies import unit_price
+from routing.price import unit_price
 
 T = TypeVar("T")
 

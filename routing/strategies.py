@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from routing.config.schema import DeploymentConfig, ModelConfig, RoutingConfig, StrategyConfig
 from routing.config.urls import endpoint_matches
+from routing.price import unit_price
 
 LOCAL, REMOTE = "local", "remote"
 
@@ -76,12 +77,6 @@ def weighted(model: ModelConfig, strategy: StrategyConfig) -> list[float]:
     for key in {k for k in keys if k is not None}:
         _spread(model, [i for i, k in enumerate(keys) if k == key], table[key], weights)
     return normalized(weights)
-
-
-def unit_price(dep: DeploymentConfig) -> float:
-    """A comparable price: USD per 1M prompt+completion tokens, or per-second cost scaled alike."""
-    per_token = dep.pricing.prompt + dep.pricing.completion
-    return per_token if per_token > 0 else dep.cost_per_second * 1e4
 
 
 def cheapest_first(model: ModelConfig, observed: Mapping[str, Observed]) -> list[float]:

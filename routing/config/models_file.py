@@ -20,6 +20,7 @@ from routing.config.models_schema import (
     NAME_PATTERN,
     SHORTHAND_ONLY,
     DeploymentFields,
+    DeploymentFile,
     ModelFile,
     ModelsFile,
     PricingFile,
@@ -121,7 +122,7 @@ def _deployments(
         )
     return [
         _deployment(
-            _Site(file, f"{path}.route[{j}]", "kind", r.kind, r.provider, r.name, _pricing(r.pricing, pricing)),
+            _Site(file, f"{path}.route[{j}]", "kind", r.kind, r.provider, r.name, _own_pricing(r, pricing)),
             r,
             m,
             missing,
@@ -194,6 +195,14 @@ def _deployment(
         headers=tuple(d.headers.items()),
         mock=MockOptions(**d.mock.model_dump()),
     )
+
+
+def _own_pricing(d: DeploymentFile, model: Pricing) -> Pricing:
+    """A deployment's own price wins over its model's (routing/price.py): its own `pricing` (over the model's,
+    price by price), else its `cost_per_second` (no token price: it is billed by the second), else the model's."""
+    if any(value is not None for _, value in d.pricing):
+        return _pricing(d.pricing, model)
+    return Pricing() if d.cost_per_second > 0 else model
 
 
 def _pricing(p: PricingFile, base: Pricing) -> Pricing:
