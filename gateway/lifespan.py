@@ -130,7 +130,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             ),
             guards=guards,
             on_ttft=manager.observe_ttft,
-            latency=lambda dep: manager.observed().get(dep.key, _NO_OBSERVATION).ttft_ms,
+            observed=lambda dep: manager.observed().get(dep.key, _NO_OBSERVATION),
+            on_throughput=manager.observe_throughput,
         )
         yield Services(
             settings=settings,

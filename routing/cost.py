@@ -19,24 +19,36 @@ def usage_numbers(usage: dict[str, Any] | None) -> tuple[int, int, int, int, int
     return prompt, completion, reasoning, cached, total
 
 
+def _prompt_side(pricing: Pricing, usage: dict[str, Any] | None) -> float:
+    """USD for the prompt tokens: cached ones at the cache-read price, written ones at the cache-write price."""
+    prompt, _completion, _reasoning, cached, _total = usage_numbers(usage)
+    cached = min(cached, prompt)
+    writes = int(((usage or {}).get("prompt_tokens_details") or {}).get("cache_write_tokens") or 0)
+    writes = min(writes, prompt - cached)
+    read_price = pricing.prompt if pricing.input_cache_reads is None else pricing.input_cache_reads
+    write_price = pricing.prompt if pricing.input_cache_writes is None else pricing.input_cache_writes
+    return ((prompt - cached - writes) * pricing.prompt + cached * read_price + writes * write_price) / 1_000_000
+
+
+def cost_details(pricing: Pricing, usage: dict[str, Any] | None, cost: float) -> dict[str, float]:
+    """OpenRouter's `cost_details`: `cost` split into its prompt side and the rest (completion tokens, a per-call
+    price, or all of a per-second price)."""
+    prompt_usd = round(min(_prompt_side(pricing, usage), cost), 10)
+    return {
+        "upstream_inference_cost": cost,
+        "upstream_inference_prompt_cost": prompt_usd,
+        "upstream_inference_completions_cost": round(cost - prompt_usd, 10),
+    }
+
+
 def call_cost(pricing: Pricing, usage: dict[str, Any] | None, seconds: float = 0.0, per_second: float = 0.0) -> float:
     """USD for one call. Reasoning tokens are part of completion_tokens (OpenAI's convention): never charged twice.
 
     Cached prompt tokens are charged at the cache-read price when there is one; time-priced deployments
     (cost_per_second) are charged by wall-clock seconds when they have no token price.
     """
-    prompt, completion, _reasoning, cached, _total = usage_numbers(usage)
-    cached = min(cached, prompt)
-    writes = int(((usage or {}).get("prompt_tokens_details") or {}).get("cache_write_tokens") or 0)
-    read_price = pricing.prompt if pricing.input_cache_reads is None else pricing.input_cache_reads
-    write_price = pricing.prompt if pricing.input_cache_writes is None else pricing.input_cache_writes
-    writes = min(writes, prompt - cached)
-    tokens = (
-        (prompt - cached - writes) * pricing.prompt
-        + cached * read_price
-        + writes * write_price
-        + completion * pricing.completion
-    ) / 1_000_000
+    completion = usage_numbers(usage)[1]
+    tokens = _prompt_side(pricing, usage) + completion * pricing.completion / 1_000_000
     if tokens == 0 and per_second > 0:
         return seconds * per_second
     return tokens + pricing.request

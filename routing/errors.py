@@ -7,6 +7,7 @@ and a code; each API surface (OpenAI, Beacon, ...) only renders them in its own 
     │   ├── ClientRequestError        the upstream rejected the client's own request (400, 413, 422)
     │   ├── AllAttemptsFailed         502, or 504 when the last failure was a timeout
     │   ├── NoDeploymentAvailable     503
+    │   ├── NoMatchingDeployment      404: the request's own routing constraints left no deployment
     │   └── RateLimited               429 with Retry-After and x-ratelimit-* headers
     └── (gateway.errors.APIError)     the gateway's own refusals: bad input, keys, limits
 """
@@ -137,6 +138,15 @@ class NoDeploymentAvailable(RoutingError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class NoMatchingDeployment(RoutingError):
+    """The request's `provider` constraints left none of the model's deployments: 404, as OpenRouter answers,
+    naming the constraint that emptied the list (a retry cannot help)."""
+
+    status = 404
+    code = "no_matching_deployment"
+    category: Category = "not_found"
 
 
 class RateLimited(RoutingError):

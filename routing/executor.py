@@ -6,14 +6,12 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from adapters.base import Adapter, ProtocolError
-from adapters.kinds import kind_spec
-from adapters.redact import redact
-from adapters.registry import adapter_for
+from adapters.base import Adapter
+from routing.answers import Answers
 from routing.call import Call
 from routing.config.schema import DeploymentConfig
 from routing.errors import (
@@ -28,13 +26,17 @@ from routing.limits.admission import Admission, Guards, Skip
 from routing.limits.breaker import BreakerBoard
 from routing.limits.ratelimit import InProcessRateLimiter, estimate_tokens
 from routing.manager import ModelRoute
+from routing.planning import plan
+from routing.request_routing import ProviderRouting
 from routing.retry import RetryPolicy, classify_failure
-from routing.selection import Preferences, attempt_order, preferred_order
-from routing.stream import UpstreamStream, account_completion, chunks_from_completion, total_tokens
+from routing.selection import Preferences
+from routing.strategies import Observed
+from routing.stream import UpstreamStream, account_completion, total_tokens
 from routing.upstream.transport import HttpTransport
 
 T = TypeVar("T")
 
+_UNSEEN = Observed()
 # skip reasons that only time cures: the call is refused with a Retry-After instead of forced or queued
 _WAITING = frozenset({"rate_limited", "retry_after"})
 
@@ -47,6 +49,14 @@ class ExecutorSettings:
     deadline: float = 600.0
     queue_timeout: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One model a call may be served by (its `models` list after the first) with the payload shaped for it."""
+
+    route: ModelRoute
+    payload: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -86,7 +96,9 @@ def _meaningful(chunk: dict[str, Any]) -> bool:
     return bool(chunk.get("usage"))
 
 
-Attempt = Callable[[DeploymentConfig, float, Admission], Awaitable[T]]
+Attempt = Callable[[DeploymentConfig, dict[str, Any], float, Admission], Awaitable[T]]
+# what a failed model hands on to the next in a call's `models` list (anything but a cancellation)
+_NEXT_MODEL = (RoutingError,)
 
 
 class Executor:
@@ -99,50 +111,74 @@ class Executor:
         draw: Callable[[], float] | None = None,
         guards: Guards | None = None,
         on_ttft: Callable[[str, float], None] | None = None,
-        latency: Callable[[DeploymentConfig], float | None] | None = None,
+        observed: Callable[[DeploymentConfig], Observed] | None = None,
+        on_throughput: Callable[[str, float], None] | None = None,
     ) -> None:
         self.transport, self.settings = transport, settings
+        self.answers = Answers(transport)
         self._draw = draw or random.Random().random
-        self._adapters: dict[str, Adapter] = {}
         self.guards = guards or Guards(BreakerBoard(), InProcessRateLimiter())
         self._on_ttft = on_ttft
-        self._latency_of = latency
+        self._observed_of = observed
+        self._on_throughput = on_throughput
 
     def adapter(self, dep: DeploymentConfig) -> Adapter:
-        adapter = self._adapters.get(dep.kind)
-        if adapter is None:
-            spec = kind_spec(dep.kind)
-            if spec is None:
-                raise NoDeploymentAvailable(f"deployment {dep.name} has unknown kind {dep.kind}")
-            adapter = adapter_for(spec)
-            self._adapters[dep.kind] = adapter
-        return adapter
+        return self.answers.adapter(dep)
 
-    def plan(self, route: ModelRoute, prefs: Preferences | None = None) -> list[DeploymentConfig]:
-        """Every usable deployment in the order to try: a weighted draw first, then the others by weight,
-        reordered by the request's preferences; those whose circuit is open go last."""
-        if not route.entries:
-            raise NoDeploymentAvailable(f"model {route.model.id} has no enabled deployment")
-        order = [e.deployment for e in attempt_order(route.entries, route.weights, self._draw())]
-        if prefs is not None:
-            order = preferred_order(order, prefs, self._latency)
-            if prefs.strict_region and prefs.region:
-                order = [d for d in order if d.region == prefs.region]
-                if not order:
-                    raise NoDeploymentAvailable(f"no deployment of {route.model.id} in region {prefs.region}")
-        return sorted(order, key=lambda d: not self.guards.available(d))
+    def plan(
+        self,
+        route: ModelRoute,
+        prefs: Preferences | None = None,
+        wants: ProviderRouting | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> list[DeploymentConfig]:
+        """Every usable deployment in the order to try (planning.py), with this executor's draw and state."""
+        return plan(route, self._draw(), self.guards.available, self._observed, prefs, wants, payload)
 
-    def _latency(self, dep: DeploymentConfig) -> float | None:
-        return self._latency_of(dep) if self._latency_of is not None else None
+    def _observed(self, dep: DeploymentConfig) -> Observed:
+        return self._observed_of(dep) if self._observed_of is not None else _UNSEEN
+
+    def _served(self, dep: DeploymentConfig, call: Call, seconds: float) -> None:
+        """A deployment answered: the call is its model's now (a `models` fallback), and its speed is measured."""
+        call.deployment = dep
+        call.model_id = dep.model_id
+        completion = int((call.usage or {}).get("completion_tokens") or 0)
+        if self._on_throughput is not None and completion > 0 and seconds > 0:
+            self._on_throughput(dep.key, completion / seconds)
 
     async def _run(
-        self, route: ModelRoute, payload: dict[str, Any], call: Call, attempt: Attempt[T], prefs: Preferences | None
+        self,
+        legs: Sequence[Leg],
+        call: Call,
+        attempt: Attempt[T],
+        prefs: Preferences | None,
+        wants: ProviderRouting | None,
+    ) -> T:
+        """Each model of the call in turn (its `models` list), handing on whatever the one before failed with."""
+        deadline = time.monotonic() + self.settings.deadline
+        for leg in legs[:-1]:
+            try:
+                return await self._run_leg(leg, call, attempt, prefs, wants, deadline)
+            except _NEXT_MODEL:
+                if time.monotonic() >= deadline:
+                    raise
+        return await self._run_leg(legs[-1], call, attempt, prefs, wants, deadline)
+
+    async def _run_leg(
+        self,
+        leg: Leg,
+        call: Call,
+        attempt: Attempt[T],
+        prefs: Preferences | None,
+        wants: ProviderRouting | None,
+        deadline: float,
     ) -> T:
         """The one retry loop: passes over the plan, skipping deployments that cannot take an attempt now."""
         settings = self.settings
-        plan = self.plan(route, prefs)
+        route, payload = leg.route, leg.payload
+        plan = self.plan(route, prefs, wants, payload)
         tokens = estimate_tokens(payload.get("messages") or (), _max_tokens(payload))
-        tries = _Tries(deadline=time.monotonic() + settings.deadline, max_attempts=settings.max_attempts)
+        tries = _Tries(deadline=deadline, max_attempts=settings.max_attempts)
         skips: list[Skip] = []
         while not tries.exhausted():
             skips, sent = [], 0
@@ -157,7 +193,7 @@ class Executor:
                 sent += 1
                 began = time.perf_counter()
                 try:
-                    return await attempt(dep, tries.deadline - time.monotonic(), admitted)
+                    return await attempt(dep, payload, tries.deadline - time.monotonic(), admitted)
                 except ClientRequestError as exc:
                     call.add_attempt(dep, "client_error", exc.status, began, exc.message)
                     raise
@@ -210,14 +246,23 @@ class Executor:
         return tries.pushed_once
 
     async def complete(
-        self, route: ModelRoute, payload: dict[str, Any], call: Call, prefs: Preferences | None = None
+        self,
+        route: ModelRoute,
+        payload: dict[str, Any],
+        call: Call,
+        prefs: Preferences | None = None,
+        wants: ProviderRouting | None = None,
+        then: Sequence[Leg] = (),
     ) -> dict[str, Any]:
-        """A non-streamed completion, falling back before anything reached the client."""
+        """A non-streamed completion, falling back before anything reached the client (to the models of `then`
+        once every deployment of `route` has failed)."""
 
-        async def attempt(dep: DeploymentConfig, budget: float, admitted: Admission) -> dict[str, Any]:
+        async def attempt(
+            dep: DeploymentConfig, payload: dict[str, Any], budget: float, admitted: Admission
+        ) -> dict[str, Any]:
             began = time.perf_counter()
             try:
-                result = await self._complete_once(dep, payload, budget)
+                result = await self.answers.complete(dep, payload, budget)
             except UpstreamError as exc:
                 await self.guards.failed(admitted, exc)
                 raise
@@ -227,30 +272,33 @@ class Executor:
             elapsed = time.perf_counter() - began
             call.upstream_wait += elapsed
             call.add_attempt(dep, "ok", 200, began)
-            call.deployment = dep
             call.first_token_at = time.perf_counter()
             account_completion(call, result)
+            self._served(dep, call, elapsed)
             await self.guards.succeeded(admitted, total_tokens(call))
             if self._on_ttft is not None:
                 self._on_ttft(dep.key, elapsed * 1000.0)
             return result
 
-        return await self._run(route, payload, call, attempt, prefs)
-
-    async def _complete_once(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
-        adapter = self.adapter(dep)
-        request = adapter.build(dep, payload, stream=False)
-        resp = await self.transport.open(dep, request, adapter, budget)
-        return await self.transport.read_json(dep, resp, adapter, request)
+        return await self._run([Leg(route, payload), *then], call, attempt, prefs, wants)
 
     async def stream(
-        self, route: ModelRoute, payload: dict[str, Any], call: Call, prefs: Preferences | None = None
+        self,
+        route: ModelRoute,
+        payload: dict[str, Any],
+        call: Call,
+        prefs: Preferences | None = None,
+        wants: ProviderRouting | None = None,
+        then: Sequence[Leg] = (),
     ) -> UpstreamStream:
-        """Open a stream, falling back until one deployment sends its first meaningful chunk (the commit point)."""
+        """Open a stream, falling back until one deployment sends its first meaningful chunk (the commit point),
+        to the models of `then` once every deployment of `route` has failed."""
 
-        async def attempt(dep: DeploymentConfig, budget: float, admitted: Admission) -> UpstreamStream:
+        async def attempt(
+            dep: DeploymentConfig, payload: dict[str, Any], budget: float, admitted: Admission
+        ) -> UpstreamStream:
             began = time.perf_counter()
-            batches = self._batches(dep, payload, budget)
+            batches = self.answers.batches(dep, payload, budget)
             head: list[dict[str, Any]] = []
             try:
                 async with asyncio.timeout(min(dep.timeouts.first_token, budget)):
@@ -275,68 +323,17 @@ class Executor:
                 await self.guards.abandoned(admitted)
                 raise
             call.deployment = dep
+            call.model_id = dep.model_id
             call.first_token_at = time.perf_counter()
             if self._on_ttft is not None:
                 self._on_ttft(dep.key, (call.first_token_at - began) * 1000.0)
-            return UpstreamStream(dep, head, batches, call, began, self.guards, admitted)
+            return UpstreamStream(dep, head, batches, call, began, self.guards, admitted, self._stream_served)
 
-        return await self._run(route, payload, call, attempt, prefs)
+        return await self._run([Leg(route, payload), *then], call, attempt, prefs, wants)
 
-    async def _batches(
-        self, dep: DeploymentConfig, payload: dict[str, Any], budget: float
-    ) -> AsyncGenerator[list[dict[str, Any]]]:
-        """The upstream's chunks, grouped as they arrived: one non-empty list per upstream read."""
-        adapter = self.adapter(dep)
-        if not adapter.streams:
-            chunks = chunks_from_completion(await self._complete_once(dep, payload, budget))
-            if chunks:
-                yield chunks
-            return
-        resp = await self.transport.open(dep, adapter.build(dep, payload, stream=True), adapter, budget)
-        parse = adapter.parse_event
-        clean, finished, stop = False, False, False
-        try:
-            async for events in self.transport.sse_batches(dep, resp, dep.timeouts):
-                batch: list[dict[str, Any]] = []
-                failure: UpstreamError | None = None
-                for data in events:
-                    try:
-                        event = parse(data)
-                    except ProtocolError as exc:
-                        failure = UpstreamError("protocol", f"{dep.name}: {exc}")
-                        break
-                    if event.error:
-                        failure = UpstreamError("stream", f"{dep.name}: {redact(event.error, (dep.api_key,))}")
-                        break
-                    if event.done:
-                        clean = stop = True
-                        break
-                    parsed = event.chunk
-                    if parsed is None:
-                        continue
-                    if not finished and any(c.get("finish_reason") for c in parsed.get("choices") or ()):
-                        finished = True
-                    batch.append(parsed)
-                    if finished and parsed.get("usage"):
-                        clean = stop = True  # some never send [DONE]: usage after the finish is the end
-                        break
-                if batch:
-                    yield batch  # what arrived before a failure still reaches the client first
-                if failure is not None:
-                    raise failure
-                if stop:
-                    return
-            if not finished:
-                raise UpstreamError("stream", f"{dep.name}: stream ended before it finished")
-            clean = True
-        except UpstreamError as exc:
-            if not (finished and exc.kind == "timeout"):
-                raise
-        finally:
-            if clean:
-                resp.release()
-            else:
-                resp.close()
+    def _stream_served(self, dep: DeploymentConfig, call: Call) -> None:
+        """A stream ended well: its generation speed is its tokens over the time since its first token."""
+        self._served(dep, call, time.perf_counter() - (call.first_token_at or call.started))
 
 
 def _max_tokens(payload: dict[str, Any]) -> int | None:

@@ -98,13 +98,17 @@ class RoutingManager:
 
     def observe_ttft(self, key: str, ttft_ms: float) -> None:
         """Feed the decaying TTFT average that the latency strategy reads."""
-        old = self._observed.get(key, Observed()).ttft_ms
-        value = ttft_ms if old is None else old + _EWMA_ALPHA * (ttft_ms - old)
-        self._observed[key] = Observed(ttft_ms=value)
+        seen = self._observed.get(key, Observed())
+        self._observed[key] = replace(seen, ttft_ms=_decayed(seen.ttft_ms, ttft_ms))
         now = time.monotonic()
         if now - self._last_latency_rebuild >= 1.0 and any(r.strategy == "latency" for r in self._routes):
             self._last_latency_rebuild = now
             self.rebuild()
+
+    def observe_throughput(self, key: str, tokens_per_second: float) -> None:
+        """Feed the decaying output-speed average that `provider.sort: throughput` reads."""
+        seen = self._observed.get(key, Observed())
+        self._observed[key] = replace(seen, tokens_per_second=_decayed(seen.tokens_per_second, tokens_per_second))
 
     def observed(self) -> Mapping[str, Observed]:
         return self._observed
@@ -217,3 +221,7 @@ class RoutingManager:
 def _default_side(dep: DeploymentConfig) -> str:
     spec = kind_spec(dep.kind)
     return strategies.LOCAL if spec is not None and spec.local else strategies.REMOTE
+
+
+def _decayed(old: float | None, new: float) -> float:
+    return new if old is None else old + _EWMA_ALPHA * (new - old)

@@ -15,9 +15,11 @@ LOCAL, REMOTE = "local", "remote"
 
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """What has been seen of a deployment: decaying average TTFT (None until measured)."""
+    """What has been seen of a deployment: decaying averages of TTFT and of output tokens per second (None until
+    measured)."""
 
     ttft_ms: float | None = None
+    tokens_per_second: float | None = None
 
 
 def side_of(dep: DeploymentConfig, routing: RoutingConfig) -> str | None:

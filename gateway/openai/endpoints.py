@@ -4,6 +4,7 @@ in OpenRouter's shapes (openrouter.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -70,7 +71,8 @@ async def list_models(request: Request) -> JSONResponse:
 async def openrouter_chat_completions(request: Request) -> Any:
     services: Services = request.app.state.services
     body = await read_json(request, services.settings.max_body_bytes)
-    return await run_chat(request, services, parse_chat(body), _OPENROUTER, "/api/v1/chat/completions")
+    chat = replace(parse_chat(body), include_usage=True)  # OpenRouter always ends a stream with its usage
+    return await run_chat(request, services, chat, _OPENROUTER, "/api/v1/chat/completions")
 
 
 @speaks_openrouter

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.errors import APIError
 from gateway.lifespan import Services
 from gateway.openai.formats import ChatFormat, identity
 from gateway.openai.relay import StreamRelay
@@ -18,7 +19,9 @@ from gateway.openai.request import ChatRequest
 from gateway.requests import client_info, unroutable
 from gateway.telemetry.ledger import CallLedger
 from routing.errors import GatewayError
+from routing.executor import Leg
 from routing.manager import ModelRoute
+from routing.request_routing import ProviderRouting, unsupported_dropped
 
 
 def _clamp(payload: dict[str, Any], route: ModelRoute) -> dict[str, Any]:
@@ -34,6 +37,28 @@ def _clamp(payload: dict[str, Any], route: ModelRoute) -> dict[str, Any]:
     return payload
 
 
+def _shaped(payload: dict[str, Any], route: ModelRoute, wants: ProviderRouting | None) -> dict[str, Any]:
+    """The body as one model is sent it: max_tokens clamped to it, and (unless `provider.require_parameters`
+    chose only models that take them all) without the parameters it declares it does not support."""
+    shaped = _clamp(dict(payload), route)
+    return shaped if wants is not None and wants.require_parameters else unsupported_dropped(route.model, shaped)
+
+
+def _legs(services: Services, chat: ChatRequest, route: ModelRoute | None) -> list[Leg]:
+    """The models the call may be served by, in order: the one asked for, then its `models` list (a listed model
+    that cannot serve now is passed over; one that does not exist is the client's mistake)."""
+    routes = [route] if route is not None else []
+    for name in chat.fallbacks:
+        other = services.manager.route(name)
+        if other is None and services.config.resolve(name) is None:
+            raise APIError(
+                400, f"`models` names an unknown model: {name[:200]!r}", code="model_not_found", param="models"
+            )
+        if other is not None and all(other.model.id != r.model.id for r in routes):
+            routes.append(other)
+    return [Leg(r, _shaped(chat.payload, r, chat.wants)) for r in routes]
+
+
 async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt: ChatFormat, endpoint: str) -> Any:
     """Execute a checked request and build the response (JSON, or the SSE relay); every call leaves one row.
 
@@ -47,8 +72,10 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         request_id, chat.model, model, chat.original, client_info(request, endpoint), chat.stream
     )
     try:
-        if route is None:
+        legs = _legs(services, chat, route)
+        if not legs:
             raise unroutable(model, chat.model)
+        ledger.also_masks(leg.route.model for leg in legs[1:])
         await ledger.admit(chat.payload)
     except GatewayError as refused:
         raise await ledger.fail(refused) from None
@@ -57,16 +84,16 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         raise
     except Exception as exc:
         raise await ledger.crash(exc) from None
-    payload = _clamp(chat.payload, route)
+    first, then = legs[0], legs[1:]
     ledger.dispatched = True
     if chat.stream:
-        opener = partial(services.executor.stream, route, payload, ledger.call)
+        opener = partial(services.executor.stream, first.route, first.payload, ledger.call, None, chat.wants, then)
         return StreamRelay(opener, fmt, ledger, services.settings.keepalive_interval, chat.include_usage)
     call = ledger.call
     try:
-        result = await services.executor.complete(route, payload, call)
-        dep = call.deployment
-        body = fmt.response(result, identity(request_id, route.model.id, dep.provider if dep else ""), ledger.usage())
+        result = await services.executor.complete(first.route, first.payload, call, None, chat.wants, then)
+        dep = call.deployment  # the model that answered names the response (a `models` fallback's own)
+        body = fmt.response(result, identity(request_id, call.model_id, dep.provider if dep else ""), ledger.usage())
     except GatewayError as exc:
         raise await ledger.fail(exc) from None
     except asyncio.CancelledError:

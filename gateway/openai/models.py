@@ -6,8 +6,7 @@ from typing import Any
 
 from routing.config.schema import Pricing
 from routing.manager import ModelRoute
-
-_DEFAULT_PARAMS = ("temperature", "top_p", "max_tokens", "stop", "seed", "stream")
+from routing.request_routing import DEFAULT_PARAMETERS
 
 
 def per_token(usd_per_million: float | None) -> str:
@@ -56,7 +55,7 @@ def model_entry(route: ModelRoute, created: int) -> dict[str, Any]:
             "is_moderated": False,
         },
         "per_request_limits": None,
-        "supported_parameters": list(m.supported_params or _DEFAULT_PARAMS),
+        "supported_parameters": list(m.supported_params or DEFAULT_PARAMETERS),
         "quantization": m.quantization,
         "aliases": list(m.aliases),
         "providers": sorted({d.provider for d in deps}),

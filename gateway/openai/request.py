@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import APIError
+from gateway.openai.routing_fields import fallback_models, provider_routing, split_variant
+from routing.request_routing import ProviderRouting
 
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
 # OpenRouter request extensions that generic OpenAI-compatible upstreams would reject.
@@ -14,13 +16,16 @@ GATEWAY_ONLY = frozenset({"models", "provider", "transforms", "route", "usage", 
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """A checked request: the public model name asked for and the body to forward."""
+    """A checked request: the public model name asked for, the body to forward, and how OpenRouter's fields
+    steer it (`models` to fall back to, in order, and the `provider` object)."""
 
     model: str
     stream: bool
     include_usage: bool
     payload: dict[str, Any]
     original: dict[str, Any]
+    fallbacks: tuple[str, ...] = ()
+    wants: ProviderRouting | None = None
 
 
 def _bad(param: str, message: str) -> APIError:
@@ -62,9 +67,12 @@ def check_messages(messages: Any) -> None:
 
 def parse_chat(body: dict[str, Any]) -> ChatRequest:
     """Check the fields the gateway relies on; everything else is forwarded untouched."""
-    model = body.get("model")
+    listed = fallback_models(body)
+    model = body.get("model", listed[0] if listed else None)
     if not isinstance(model, str) or not model.strip():
         raise APIError(400, "`model` is required and must be a string", code="missing_model", param="model")
+    model, variant = split_variant(model)
+    fallbacks = tuple(dict.fromkeys(m for m in (split_variant(m)[0] for m in listed) if m != model))
     check_messages(body.get("messages"))
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -83,4 +91,12 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
     )
     payload = {k: v for k, v in body.items() if k not in GATEWAY_ONLY}
     payload.pop("stream", None)  # the adapter sets stream and stream_options (include_usage) for the upstream
-    return ChatRequest(model=model, stream=stream, include_usage=include_usage, payload=payload, original=body)
+    return ChatRequest(
+        model=model,
+        stream=stream,
+        include_usage=include_usage,
+        payload=payload,
+        original=body,
+        fallbacks=fallbacks,
+        wants=provider_routing(body, variant),
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -140,6 +141,11 @@ class CallLedger:
             headers["x-gateway-deployment"] = dep.name
             headers["x-gateway-provider"] = dep.provider
         return headers
+
+    def also_masks(self, models: Iterable[ModelConfig]) -> None:
+        """A call that may fall back to other models (`models`) masks their deployments' credentials too."""
+        for model in models:
+            self.secrets += secrets_of(model.deployments)
 
     def mask(self, error: GatewayError) -> GatewayError:
         """The error with the model's known secrets masked (adapters mask what looks like a key, not every key)."""

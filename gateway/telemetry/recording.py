@@ -13,7 +13,7 @@ from adapters.redact import redact
 from gateway.calllog.record import CallRecord
 from routing.call import Call
 from routing.config.schema import DeploymentConfig
-from routing.cost import call_cost, usage_numbers
+from routing.cost import call_cost, cost_details, usage_numbers
 
 # Header names whose values are credentials (Azure's `api-key`, Anthropic's `x-api-key`, custom auth headers).
 _AUTH_HEADER = ("key", "auth", "token", "secret")
@@ -38,6 +38,9 @@ def usage_with_cost(call: Call, cost: float) -> dict[str, Any] | None:
         return None
     usage = dict(call.usage)
     usage["cost"] = cost
+    dep = call.deployment
+    if dep is not None:
+        usage["cost_details"] = cost_details(dep.pricing, call.usage, cost)
     return usage
 
 

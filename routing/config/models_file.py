@@ -194,6 +194,9 @@ def _deployment(
         health_timeout=_health_timeout(site, d.health_timeout),
         headers=tuple(d.headers.items()),
         mock=MockOptions(**d.mock.model_dump()),
+        data_collection=d.data_collection or "",
+        zdr=d.zdr,
+        quantization="" if d is m else d.quantization.strip(),  # the shorthand's is the model's own
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -68,6 +68,9 @@ class DeploymentFields(FileModel):
     timeouts: TimeoutsFile = TimeoutsFile()
     headers: dict[str, str] = {}
     mock: MockFile = MockFile()
+    data_collection: Literal["allow", "deny"] | None = None
+    zdr: bool | None = None
+    quantization: str = ""
 
 
 class DeploymentFile(DeploymentFields):

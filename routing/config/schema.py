@@ -76,6 +76,9 @@ class DeploymentConfig:
     health_timeout: float = 0.0  # seconds per probe; 0 = routing.yaml `timeout`
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     mock: MockOptions = MockOptions()
+    data_collection: str = ""  # "allow" | "deny"; "" = by kind and side (routing/request_routing.py)
+    zdr: bool | None = None  # zero data retention; None = as data_collection
+    quantization: str = ""  # "" = the model's
 
     @property
     def key(self) -> str:

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import pytest
 
+from routing.answers import Answers
 from routing.call import Call
 from routing.config.schema import DeploymentConfig, GatewayConfig, ModelConfig, RoutingConfig
 from routing.errors import AllAttemptsFailed, NoDeploymentAvailable, RateLimited, UpstreamError
@@ -35,19 +36,28 @@ def config(*deps: DeploymentConfig) -> GatewayConfig:
     return GatewayConfig(models=(ModelConfig("m", "M", deps),), routing=RoutingConfig(strategy="weighted"))
 
 
-class Scripted(Executor):
-    """An executor whose upstream answers from a script per deployment name: an error to raise, or success."""
+class ScriptedAnswers(Answers):
+    """Upstream answers from a script per deployment name: an error to raise, or success."""
 
-    def __init__(self, guards: Guards, script: dict[str, UpstreamError | None], **settings: Any) -> None:
-        super().__init__(cast(HttpTransport, None), ExecutorSettings(**settings), draw=lambda: 0.0, guards=guards)
+    def __init__(self, script: dict[str, UpstreamError | None]) -> None:
+        super().__init__(cast(HttpTransport, None))
         self.script, self.hits = script, {name: 0 for name in script}
 
-    async def _complete_once(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
+    async def complete(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
         self.hits[dep.name] += 1
         error = self.script[dep.name]
         if error is not None:
             raise error
         return {"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]}
+
+
+class Scripted(Executor):
+    """An executor whose upstream answers from a script (ScriptedAnswers)."""
+
+    def __init__(self, guards: Guards, script: dict[str, UpstreamError | None], **settings: Any) -> None:
+        super().__init__(cast(HttpTransport, None), ExecutorSettings(**settings), draw=lambda: 0.0, guards=guards)
+        self.answers = scripted = ScriptedAnswers(script)
+        self.hits = scripted.hits
 
 
 def setup(*deps: DeploymentConfig, breaker: BreakerConfig | None = None) -> tuple[ModelRoute, Guards, Clock]:
