@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from adapters.base import Endpoint, ProtocolError, StreamEvent, UpstreamRequest
+from adapters.base import Endpoint, ErrorFields, ProtocolError, StreamEvent, UpstreamRequest
 from adapters.kinds import KindSpec
 from adapters.redact import one_line
 
@@ -78,6 +78,23 @@ class OpenAIAdapter:
             if "message" in data:
                 return one_line(data["message"])
         return f"upstream returned HTTP {status}"
+
+    def error_fields(self, body: bytes) -> ErrorFields:
+        """The error object's `type`, `code` and `param` (at the top level too, as older vLLM sends them)."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return ErrorFields()
+        error = data.get("error") if isinstance(data, dict) else None
+        if not isinstance(error, dict):
+            error = data if isinstance(data, dict) and data.get("object") == "error" else {}
+        return ErrorFields(_field(error, "type", 100), _field(error, "code", 100), _field(error, "param", 200))
+
+
+def _field(error: dict[str, Any], name: str, limit: int) -> str | None:
+    """A string field of an error object, made safe to relay; a number (vLLM's `code: 400`) is no code."""
+    value = error.get(name)
+    return one_line(value, limit) or None if isinstance(value, str) else None
 
 
 def _error_text(error: Any) -> str:

@@ -22,7 +22,7 @@ from gateway.telemetry.metrics import Metrics
 from gateway.telemetry.recording import ClientInfo, build_record, cost_of, secrets_of, usage_with_cost
 from routing.call import Call
 from routing.config.schema import ModelConfig
-from routing.errors import GatewayError
+from routing.errors import ClientRequestError, GatewayError
 from routing.limits.admission import settled_tokens
 from routing.limits.ratelimit import Denial, RateLimiter, Reservation, client_limit, estimate_tokens
 from routing.limits.streams import Lease, StreamCap
@@ -145,6 +145,11 @@ class CallLedger:
         """The error with the model's known secrets masked (adapters mask what looks like a key, not every key)."""
         error.message = redact(error.message, self.secrets)
         error.args = (error.message,)
+        if isinstance(error, ClientRequestError):  # its code, param and type are upstream text too
+            error.code = redact(error.code, self.secrets)
+            error.param, error.upstream_type = (
+                redact(v, self.secrets) if v else v for v in (error.param, error.upstream_type)
+            )
         return error
 
     async def fail(self, error: GatewayError) -> GatewayError:
