@@ -1,4 +1,5 @@
-"""The OpenAI chat-completions schema, shared by vLLM, DeepSeek, Llama API, Gemini's compat endpoint, OpenAI."""
+"""The OpenAI chat-completions schema, shared by vLLM, DeepSeek, Llama API, Gemini's compat endpoint, OpenAI; and
+its legacy `/completions`, for the kinds that serve it themselves (the same body rules, another path)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ class OpenAIAdapter:
 
     streams = True
 
-    def __init__(self, spec: KindSpec) -> None:
-        self.spec = spec
+    def __init__(self, spec: KindSpec, path: str = "chat/completions") -> None:
+        self.spec, self.path = spec, path
 
     def build(self, dep: Endpoint, payload: dict[str, Any], stream: bool) -> UpstreamRequest:
         body = {k: v for k, v in payload.items() if k not in self.spec.drop_params}
@@ -36,7 +37,7 @@ class OpenAIAdapter:
         if dep.api_key:
             headers["Authorization"] = f"Bearer {dep.api_key}"
         headers.update(dep.headers)
-        return UpstreamRequest("POST", f"{dep.base_url}/chat/completions", headers, orjson.dumps(body), stream)
+        return UpstreamRequest("POST", f"{dep.base_url}/{self.path}", headers, orjson.dumps(body), stream)
 
     def parse_response(self, body: bytes, request: UpstreamRequest | None = None) -> dict[str, Any]:
         try:

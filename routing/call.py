@@ -48,6 +48,7 @@ class Call:
     finish_reason: str = ""
     text: list[str] = field(default_factory=list)
     cancelled: bool = False
+    completions: str = ""  # a legacy completions call: `native` or `translated`, as the serving deployment did it
 
     @property
     def ttft_ms(self) -> float | None:

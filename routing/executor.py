@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 from adapters.base import Adapter, ProtocolError
 from adapters.kinds import kind_spec
 from adapters.redact import redact
-from adapters.registry import adapter_for
+from adapters.registry import adapter_for, completions_adapter_for
 from routing.call import Call
 from routing.config.schema import DeploymentConfig
 from routing.errors import (
@@ -24,6 +25,7 @@ from routing.errors import (
     RoutingError,
     UpstreamError,
 )
+from routing.legacy import completions_mode, translated, translated_batches
 from routing.limits.admission import Admission, Guards, Skip
 from routing.limits.breaker import BreakerBoard
 from routing.limits.ratelimit import InProcessRateLimiter, estimate_tokens
@@ -78,6 +80,7 @@ def _meaningful(chunk: dict[str, Any]) -> bool:
         delta = choice.get("delta") or {}
         if (
             delta.get("content")
+            or choice.get("text")
             or delta.get("tool_calls")
             or delta.get("reasoning_content")
             or choice.get("finish_reason")
@@ -103,19 +106,20 @@ class Executor:
     ) -> None:
         self.transport, self.settings = transport, settings
         self._draw = draw or random.Random().random
-        self._adapters: dict[str, Adapter] = {}
+        self._adapters: dict[tuple[str, bool], Adapter] = {}
         self.guards = guards or Guards(BreakerBoard(), InProcessRateLimiter())
         self._on_ttft = on_ttft
         self._latency_of = latency
 
-    def adapter(self, dep: DeploymentConfig) -> Adapter:
-        adapter = self._adapters.get(dep.kind)
+    def adapter(self, dep: DeploymentConfig, text: bool = False) -> Adapter:
+        """The deployment's adapter; `text`: the one for its own `/completions` (a native legacy completion)."""
+        adapter = self._adapters.get((dep.kind, text))
         if adapter is None:
             spec = kind_spec(dep.kind)
             if spec is None:
                 raise NoDeploymentAvailable(f"deployment {dep.name} has unknown kind {dep.kind}")
-            adapter = adapter_for(spec)
-            self._adapters[dep.kind] = adapter
+            adapter = completions_adapter_for(spec) if text else adapter_for(spec)
+            self._adapters[(dep.kind, text)] = adapter
         return adapter
 
     def plan(self, route: ModelRoute, prefs: Preferences | None = None) -> list[DeploymentConfig]:
@@ -210,14 +214,20 @@ class Executor:
         return tries.pushed_once
 
     async def complete(
-        self, route: ModelRoute, payload: dict[str, Any], call: Call, prefs: Preferences | None = None
+        self,
+        route: ModelRoute,
+        payload: dict[str, Any],
+        call: Call,
+        prefs: Preferences | None = None,
+        text: bool = False,
     ) -> dict[str, Any]:
-        """A non-streamed completion, falling back before anything reached the client."""
+        """A non-streamed completion, falling back before anything reached the client. `text`: the payload is a
+        legacy completions request, answered as a `text_completion` (natively or by translation, per deployment)."""
 
         async def attempt(dep: DeploymentConfig, budget: float, admitted: Admission) -> dict[str, Any]:
             began = time.perf_counter()
             try:
-                result = await self._complete_once(dep, payload, budget)
+                result = await self._complete_once(dep, payload, budget, text)
             except UpstreamError as exc:
                 await self.guards.failed(admitted, exc)
                 raise
@@ -228,6 +238,7 @@ class Executor:
             call.upstream_wait += elapsed
             call.add_attempt(dep, "ok", 200, began)
             call.deployment = dep
+            call.completions = completions_mode(dep, text)
             call.first_token_at = time.perf_counter()
             account_completion(call, result)
             await self.guards.succeeded(admitted, total_tokens(call))
@@ -237,20 +248,30 @@ class Executor:
 
         return await self._run(route, payload, call, attempt, prefs)
 
-    async def _complete_once(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
-        adapter = self.adapter(dep)
+    async def _complete_once(
+        self, dep: DeploymentConfig, payload: dict[str, Any], budget: float, text: bool = False
+    ) -> dict[str, Any]:
+        if text and dep.completions != "native":
+            return await translated(self._complete_once, dep, payload, budget)
+        adapter = self.adapter(dep, text)
         request = adapter.build(dep, payload, stream=False)
         resp = await self.transport.open(dep, request, adapter, budget)
         return await self.transport.read_json(dep, resp, adapter, request)
 
     async def stream(
-        self, route: ModelRoute, payload: dict[str, Any], call: Call, prefs: Preferences | None = None
+        self,
+        route: ModelRoute,
+        payload: dict[str, Any],
+        call: Call,
+        prefs: Preferences | None = None,
+        text: bool = False,
     ) -> UpstreamStream:
-        """Open a stream, falling back until one deployment sends its first meaningful chunk (the commit point)."""
+        """Open a stream, falling back until one deployment sends its first meaningful chunk (the commit point).
+        `text`: a legacy completions request, streamed as `text_completion` chunks."""
 
         async def attempt(dep: DeploymentConfig, budget: float, admitted: Admission) -> UpstreamStream:
             began = time.perf_counter()
-            batches = self._batches(dep, payload, budget)
+            batches = self._batches(dep, payload, budget, text)
             head: list[dict[str, Any]] = []
             try:
                 async with asyncio.timeout(min(dep.timeouts.first_token, budget)):
@@ -275,6 +296,7 @@ class Executor:
                 await self.guards.abandoned(admitted)
                 raise
             call.deployment = dep
+            call.completions = completions_mode(dep, text)
             call.first_token_at = time.perf_counter()
             if self._on_ttft is not None:
                 self._on_ttft(dep.key, (call.first_token_at - began) * 1000.0)
@@ -283,10 +305,15 @@ class Executor:
         return await self._run(route, payload, call, attempt, prefs)
 
     async def _batches(
-        self, dep: DeploymentConfig, payload: dict[str, Any], budget: float
+        self, dep: DeploymentConfig, payload: dict[str, Any], budget: float, text: bool = False
     ) -> AsyncGenerator[list[dict[str, Any]]]:
         """The upstream's chunks, grouped as they arrived: one non-empty list per upstream read."""
-        adapter = self.adapter(dep)
+        if text and dep.completions != "native":
+            async with contextlib.aclosing(translated_batches(self._batches, dep, payload, budget)) as translations:
+                async for shaped in translations:
+                    yield shaped
+            return
+        adapter = self.adapter(dep, text)
         if not adapter.streams:
             chunks = chunks_from_completion(await self._complete_once(dep, payload, budget))
             if chunks:

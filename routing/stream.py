@@ -88,10 +88,9 @@ def account_chunk(call: Call, chunk: dict[str, Any]) -> None:
         call.usage = usage
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta")
-        if delta:
-            content = delta.get("content")
-            if content:
-                call.text.append(content)
+        content = delta.get("content") if delta else choice.get("text")  # chat, or legacy completions
+        if content:
+            call.text.append(content)
         if choice.get("finish_reason"):
             call.finish_reason = choice["finish_reason"]
 
@@ -102,7 +101,7 @@ def account_completion(call: Call, result: dict[str, Any]) -> None:
     if choices:
         first = choices[0]
         call.finish_reason = first.get("finish_reason") or ""
-        content = (first.get("message") or {}).get("content")
+        content = (first.get("message") or {}).get("content", first.get("text"))
         if isinstance(content, str):
             call.text.append(content)
 

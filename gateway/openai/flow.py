@@ -60,11 +60,11 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     payload = _clamp(chat.payload, route)
     ledger.dispatched = True
     if chat.stream:
-        opener = partial(services.executor.stream, route, payload, ledger.call)
+        opener = partial(services.executor.stream, route, payload, ledger.call, text=fmt.legacy)
         return StreamRelay(opener, fmt, ledger, services.settings.keepalive_interval, chat.include_usage)
     call = ledger.call
     try:
-        result = await services.executor.complete(route, payload, call)
+        result = await services.executor.complete(route, payload, call, text=fmt.legacy)
         dep = call.deployment
         body = fmt.response(result, identity(request_id, route.model.id, dep.provider if dep else ""), ledger.usage())
     except GatewayError as exc:

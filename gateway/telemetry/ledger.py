@@ -139,6 +139,8 @@ class CallLedger:
         if dep is not None:
             headers["x-gateway-deployment"] = dep.name
             headers["x-gateway-provider"] = dep.provider
+        if call.completions:
+            headers["x-gateway-completions"] = call.completions  # legacy completions: native or translated
         return headers
 
     def mask(self, error: GatewayError) -> GatewayError:

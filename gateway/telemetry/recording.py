@@ -137,7 +137,7 @@ def build_record(
         api_key_name=client.api_key_name,
         client_ip=client.ip,
         endpoint=client.endpoint,
-        prompt=orjson.dumps(payload.get("messages")).decode() if log_content else None,
+        prompt=orjson.dumps(payload.get("messages", payload.get("prompt"))).decode() if log_content else None,
         response="".join(call.text) if log_content else None,
         metadata=metadata,
     )

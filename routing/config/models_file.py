@@ -193,7 +193,17 @@ def _deployment(
         health_timeout=_health_timeout(site, d.health_timeout),
         headers=tuple(d.headers.items()),
         mock=MockOptions(**d.mock.model_dump()),
+        completions=_completions(site, d.completions, spec.native_completions, spec.schema),
     )
+
+
+def _completions(site: _Site, value: str | None, native: bool, schema: str) -> str:
+    """How the deployment serves `/v1/completions`: natively by default where its kind does, else by translation."""
+    if value == "native" and schema != "openai":
+        raise site.fail(
+            "completions", f"kind {site.kind!r} has no /v1/completions of its own", "use `completions: translate`"
+        )
+    return value or ("native" if native else "translate")
 
 
 def _pricing(p: PricingFile, base: Pricing) -> Pricing:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -68,6 +68,7 @@ class DeploymentFields(FileModel):
     timeouts: TimeoutsFile = TimeoutsFile()
     headers: dict[str, str] = {}
     mock: MockFile = MockFile()
+    completions: Literal["native", "translate"] | None = None
 
 
 class DeploymentFile(DeploymentFields):

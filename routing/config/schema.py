@@ -76,6 +76,7 @@ class DeploymentConfig:
     health_timeout: float = 0.0  # seconds per probe; 0 = routing.yaml `timeout`
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     mock: MockOptions = MockOptions()
+    completions: str = "translate"  # `native`: /v1/completions passed through; `translate`: mapped onto chat
 
     @property
     def key(self) -> str:
