@@ -42,7 +42,9 @@ class Scripted(Executor):
         super().__init__(cast(HttpTransport, None), ExecutorSettings(**settings), draw=lambda: 0.0, guards=guards)
         self.script, self.hits = script, {name: 0 for name in script}
 
-    async def _complete_once(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
+    async def _complete_once(
+        self, dep: DeploymentConfig, payload: dict[str, Any], budget: float, text: bool = False
+    ) -> dict[str, Any]:
         self.hits[dep.name] += 1
         error = self.script[dep.name]
         if error is not None:
