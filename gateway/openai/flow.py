@@ -34,6 +34,11 @@ def _clamp(payload: dict[str, Any], route: ModelRoute) -> dict[str, Any]:
     return payload
 
 
+def _as_sent(original: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The body the row records: the client's, with the output limits as the upstream got them (clamped)."""
+    return {**original, **{k: payload[k] for k in ("max_tokens", "max_completion_tokens") if k in payload}}
+
+
 async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt: ChatFormat, endpoint: str) -> Any:
     """Execute a checked request and build the response (JSON, or the SSE relay); every call leaves one row.
 
@@ -58,6 +63,7 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     except Exception as exc:
         raise await ledger.crash(exc) from None
     payload = _clamp(chat.payload, route)
+    ledger.body = _as_sent(chat.original, payload)
     ledger.dispatched = True
     if chat.stream:
         opener = partial(services.executor.stream, route, payload, ledger.call, text=fmt.legacy)

@@ -58,8 +58,11 @@ class ChatFormat:
         chunk.pop("usage", None)
         return chunk
 
-    def usage_chunk(self, usage: dict[str, Any], who: Identity) -> dict[str, Any]:
-        return envelope(who, self.chunk_object, choices=[], usage=usage)
+    def usage_chunk(self, usage: dict[str, Any], who: Identity, fingerprint: str | None = None) -> dict[str, Any]:
+        chunk = envelope(who, self.chunk_object, choices=[], usage=usage)
+        if fingerprint:
+            chunk["system_fingerprint"] = fingerprint  # as on every other chunk of the stream
+        return chunk
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         """The JSON body of an error answered before the stream committed."""

@@ -156,7 +156,8 @@ class StreamRelay:
             return
         usage = self.ledger.usage() if self.include_usage else None
         await self.ledger.finish(200, "")
-        tail = DONE if usage is None else sse(fmt.usage_chunk(usage, who)) + DONE
+        fingerprint = self.ledger.call.system_fingerprint
+        tail = DONE if usage is None else sse(fmt.usage_chunk(usage, who, fingerprint)) + DONE
         await self._body(send, tail, more=False)
 
 

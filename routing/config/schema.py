@@ -98,7 +98,7 @@ class ModelConfig:
     supported_params: tuple[str, ...] = ()
     input_modalities: tuple[str, ...] = ("text",)
     output_modalities: tuple[str, ...] = ("text",)
-    quantization: str = "bf16"
+    quantization: str = "unknown"  # what OpenRouter says of a model whose provider declared none
     description: str = ""
     owned_by: str = ""
     created: int = 0

@@ -6,7 +6,8 @@ status (+ retry_after), delay_headers, delay_first_chunk, chunk_delay, cut_after
 after N content chunks), stall_after (+ stall_seconds: go silent after N content chunks, then carry on),
 malformed (+ malformed_after), reply, chunks, no_done, usage_in_last_chunk, reasoning_tokens, cached_tokens,
 context_length (a prompt with more tokens gets OpenAI's 400 `context_length_exceeded`), error (with a 4xx/5xx
-status: the error object to answer with), system_fingerprint (in every response and chunk), health_status and
+status: the error object to answer with), system_fingerprint (in every response and chunk; with fingerprint_once
+only in a stream's first chunk), health_status and
 health_delay (for GET /health and /v1/models, taken from the instance behaviour only).
 `POST /v1/completions` answers as vLLM and OpenAI do (tests/support/completions.py), with the same behaviours.
 Every response carries `x-upstream-name`; the default reply starts with `[<name>]`.
@@ -88,6 +89,7 @@ class Behaviour:
     context_length: int | None = None
     error: Mapping[str, Any] | None = None
     system_fingerprint: str | None = None
+    fingerprint_once: bool = False
     health_status: int = 200
     health_delay: float = 0.0
 
@@ -286,9 +288,9 @@ class FakeUpstream(LoopServer):
                 events = text.chunks(base, body, pieces, usage if include_usage else None)
                 response, aborted = await self._stream(request, _sse_all(events, behaviour), behaviour)
             elif not body.get("stream"):
-                response = self._complete(base, reply, usage, behaviour)
+                response = self._complete(base, reply, usage, behaviour, _n(body))
             else:
-                stream = _chunks(base, pieces, usage if include_usage else None, behaviour)
+                stream = _chunks(base, pieces, usage if include_usage else None, behaviour, _n(body))
                 response, aborted = await self._stream(request, stream, behaviour)
             record.finished = not aborted
             return response
@@ -301,14 +303,18 @@ class FakeUpstream(LoopServer):
         finally:
             record.ended.set()
 
-    def _complete(self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour) -> web.Response:
+    def _complete(
+        self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour, n: int = 1
+    ) -> web.Response:
         if b.malformed:
             return web.Response(
                 text="<html>upstream exploded", content_type="application/json", headers=self._headers()
             )
-        message = {"role": "assistant", "content": reply}
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
-        payload = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+        choices = [
+            {"index": j, "message": {"role": "assistant", "content": reply + _nth(j)}, "finish_reason": "stop"}
+            for j in range(n)
+        ]
+        payload = {**base, "object": "chat.completion", "choices": choices, "usage": usage}
         return web.json_response(payload, status=b.status, headers=self._headers())
 
     async def _stream(
@@ -337,17 +343,34 @@ def _usage(prompt: int, completion: int, b: Behaviour) -> dict[str, Any]:
     return usage
 
 
-async def _chunks(
-    base: dict[str, Any], pieces: list[str], usage: dict[str, Any] | None, b: Behaviour
-) -> AsyncGenerator[bytes | None]:
-    """Yield the SSE byte events of one stream, sleeping as the behaviour asks; None means: cut the connection."""
+def _n(body: dict[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and n > 0 else 1
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
-        return {**base, "object": "chat.completion.chunk", "choices": [choice]}
+
+def _nth(index: int) -> str:
+    """What tells choice `index` of an `n > 1` answer apart: choice 0 is the plain reply."""
+    return f" #{index}" if index else ""
+
+
+async def _chunks(
+    base: dict[str, Any], pieces: list[str], usage: dict[str, Any] | None, b: Behaviour, n: int = 1
+) -> AsyncGenerator[bytes | None]:
+    """Yield the SSE byte events of one stream, sleeping as the behaviour asks; None means: cut the connection.
+    With `n > 1` every chunk carries each choice, the last piece of choice j ending in ` #j`."""
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, final: bool = False) -> dict[str, Any]:
+        choices = [
+            {"index": j, "delta": {**delta, "content": delta["content"] + _nth(j)} if final else delta}
+            | {"finish_reason": finish_reason}
+            for j in range(n)
+        ]
+        return {**base, "object": "chat.completion.chunk", "choices": choices}
 
     await asyncio.sleep(b.delay_first_chunk)
     yield _sse(chunk({"role": "assistant", "content": ""}))
+    if b.fingerprint_once:
+        base = {k: v for k, v in base.items() if k != "system_fingerprint"}
     # Position i is the i-th content chunk; position len(pieces) is the finish chunk.
     for i in range(len(pieces) + 1):
         if b.malformed and i == min(b.malformed_after, len(pieces)):
@@ -359,7 +382,7 @@ async def _chunks(
             await asyncio.sleep(b.stall_seconds)
         await asyncio.sleep(b.chunk_delay)
         if i < len(pieces):
-            yield _sse(chunk({"content": pieces[i]}))
+            yield _sse(chunk({"content": pieces[i]}, final=i == len(pieces) - 1))
     last = chunk({}, "stop")
     if usage is not None and b.usage_in_last_chunk:
         last["usage"] = usage
