@@ -28,7 +28,7 @@ from routing.errors import (
 from routing.legacy import completions_mode, translated, translated_batches
 from routing.limits.admission import Admission, Guards, Skip
 from routing.limits.breaker import BreakerBoard
-from routing.limits.ratelimit import InProcessRateLimiter, estimate_tokens
+from routing.limits.ratelimit import InProcessRateLimiter, estimate_tokens, prompt_messages
 from routing.manager import ModelRoute
 from routing.retry import RetryPolicy, classify_failure
 from routing.selection import Preferences, attempt_order, preferred_order
@@ -145,7 +145,7 @@ class Executor:
         """The one retry loop: passes over the plan, skipping deployments that cannot take an attempt now."""
         settings = self.settings
         plan = self.plan(route, prefs)
-        tokens = estimate_tokens(payload.get("messages") or (), _max_tokens(payload))
+        tokens = estimate_tokens(prompt_messages(payload), _max_tokens(payload))
         tries = _Tries(deadline=time.monotonic() + settings.deadline, max_attempts=settings.max_attempts)
         skips: list[Skip] = []
         while not tries.exhausted():

@@ -24,7 +24,7 @@ from routing.call import Call
 from routing.config.schema import ModelConfig
 from routing.errors import ClientRequestError, GatewayError
 from routing.limits.admission import settled_tokens
-from routing.limits.ratelimit import Denial, RateLimiter, Reservation, client_limit, estimate_tokens
+from routing.limits.ratelimit import Denial, RateLimiter, Reservation, client_limit, estimate_tokens, prompt_messages
 from routing.limits.streams import Lease, StreamCap
 from routing.stream import total_tokens
 
@@ -108,7 +108,7 @@ class CallLedger:
             return
         limit = client_limit(self.holder or "anonymous", limits.rpm, limits.tpm)
         max_tokens = payload.get("max_tokens") or payload.get("max_completion_tokens")
-        tokens = estimate_tokens(payload.get("messages") or (), max_tokens if isinstance(max_tokens, int) else None)
+        tokens = estimate_tokens(prompt_messages(payload), max_tokens if isinstance(max_tokens, int) else None)
         outcome = await books.limiter.reserve([limit], tokens)
         if isinstance(outcome, Denial):
             books.metrics.rate_limited("client", "")

@@ -138,3 +138,12 @@ def test_a_bad_prompt_is_refused_naming_it(gateway_factory: GatewayFactory, upst
     resp = httpx.post(f"{gw.url}/v1/completions", json={"model": "m", "prompt": [1, "two"]})
     assert resp.status_code == 400 and resp.json()["error"]["param"] == "prompt"
     assert a.completions == []
+
+
+def test_a_prompt_counts_against_the_deployments_tpm(gateway_factory: GatewayFactory, upstreams) -> None:
+    a, _ = upstreams
+    gw = gateway_factory(models(native(a, tpm=200)))
+    short = httpx.post(f"{gw.url}/v1/completions", json={"model": "m", "prompt": "Hi", "max_tokens": 10})
+    long = httpx.post(f"{gw.url}/v1/completions", json={"model": "m", "prompt": ["word " * 200], "max_tokens": 10})
+    assert short.status_code == 200 and long.status_code == 429
+    assert len(a.completions) == 1
