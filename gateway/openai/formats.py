@@ -68,8 +68,9 @@ class ChatFormat:
         """The JSON body of an error answered before the stream committed."""
         return openai_error(error)
 
-    def error_chunk(self, who: Identity, code: str, message: str) -> dict[str, Any]:
-        """OpenRouter's mid-stream error event: finish_reason "error" and an error object."""
+    def error_chunk(self, who: Identity, code: str, message: str, status: int | None = None) -> dict[str, Any]:
+        """OpenRouter's mid-stream error event: finish_reason "error" and an error object (`status`: the error's,
+        when known)."""
         return envelope(
             who,
             self.chunk_object,
@@ -85,7 +86,7 @@ class TextFormat(ChatFormat):
     object = chunk_object = "text_completion"
     legacy = True
 
-    def error_chunk(self, who: Identity, code: str, message: str) -> dict[str, Any]:
+    def error_chunk(self, who: Identity, code: str, message: str, status: int | None = None) -> dict[str, Any]:
         return envelope(
             who,
             self.chunk_object,

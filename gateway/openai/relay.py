@@ -134,7 +134,7 @@ class StreamRelay:
             await self._start(send, error.status, headers)
             await self._body(send, orjson.dumps(self.fmt.error_body(error)), more=False)
             return
-        chunk = self.fmt.error_chunk(self._who(), error.code or "upstream_error", error.message)
+        chunk = self.fmt.error_chunk(self._who(), error.code or "upstream_error", error.message, error.status)
         await self._body(send, sse(chunk) + DONE, more=False)
 
     async def _forward(self, send: Send, upstream: UpstreamStream) -> None:

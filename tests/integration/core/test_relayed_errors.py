@@ -3,6 +3,8 @@ direct call would see them, masked for secrets); the gateway's own errors keep t
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -123,3 +125,18 @@ def test_the_gateways_own_errors_keep_its_codes(gateway_factory: GatewayFactory,
             c.chat.completions.create(model="m", messages=LONG)
     assert (bad.value.code, bad.value.param) == ("invalid_value", "temperature")
     assert failed.value.code == "upstream_error" and failed.value.type == "server_error"
+
+
+def test_a_refusal_after_the_keepalive_keeps_its_status_in_openrouters_error_chunk(
+    gateway_factory: GatewayFactory, upstreams
+) -> None:
+    """The 200 and a keep-alive went out before the upstream's 400: the error chunk still says 400 and the code."""
+    a, _ = upstreams
+    a.behaviour = {**TIGHT, "delay_headers": 1.6}  # past STREAM_KEEPALIVE_SECONDS=1
+    gw = gateway_factory(models(route(a)))
+    body = {"model": "m", "messages": LONG, "stream": True}
+    with httpx.stream("POST", f"{gw.url}/api/v1/chat/completions", json=body, timeout=20) as resp:
+        assert resp.status_code == 200
+        events = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+    error = json.loads(events[0])["error"]
+    assert error["code"] == 400 and error["metadata"]["gateway_code"] == "context_length_exceeded"
