@@ -120,17 +120,25 @@ def echo_chunk(payload: dict[str, Any], prompt_index: int) -> dict[str, Any] | N
     return {"object": "text_completion", "choices": choices}
 
 
-def text_chunk(chunk: dict[str, Any], payload: dict[str, Any], prompt_index: int) -> dict[str, Any] | None:
+def text_chunk(
+    chunk: dict[str, Any], payload: dict[str, Any], prompt_index: int, offsets: dict[int, int] | None = None
+) -> dict[str, Any] | None:
     """A chat stream chunk of prompt `prompt_index` as a `text_completion` chunk (usage left out: it is summed over
-    the prompts and sent once); None when it carries no text and no finish."""
+    the prompts and sent once); None when it carries no text and no finish. `offsets`: where each choice's text
+    stands so far, for the logprobs' text_offset; kept up to date here, one dict per stream."""
     n, wants_logprobs = _choices_per_prompt(payload), payload.get("logprobs") is not None
+    offsets = {} if offsets is None else offsets
     choices = []
     for choice in chunk.get("choices") or ():
         text = (choice.get("delta") or {}).get("content") or ""
         finish = choice.get("finish_reason")
         if text or finish:
-            logprobs = text_logprobs(choice.get("logprobs")) if wants_logprobs else None
-            choices.append(_text_choice(prompt_index * n + int(choice.get("index") or 0), text, logprobs, finish))
+            index = prompt_index * n + int(choice.get("index") or 0)
+            if index not in offsets:
+                offsets[index] = len(prompts_of(payload)[prompt_index]) if payload.get("echo") else 0
+            logprobs = text_logprobs(choice.get("logprobs"), offsets[index]) if wants_logprobs else None
+            offsets[index] += len(text)
+            choices.append(_text_choice(index, text, logprobs, finish))
     if not choices:
         return None
     out: dict[str, Any] = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk}

@@ -50,6 +50,7 @@ async def translated_batches(
     ends = time.monotonic() + budget
     usage: dict[str, Any] | None = None
     last: dict[str, Any] = {}
+    offsets: dict[int, int] = {}
     for i, body in enumerate(chat_payloads(dep, payload)):
         echo = legacy.echo_chunk(payload, i)
         if echo is not None:
@@ -59,7 +60,7 @@ async def translated_batches(
                 shaped = []
                 for chunk in batch:
                     usage = legacy.add_usage(usage, chunk.get("usage"))
-                    if (one := legacy.text_chunk(chunk, payload, i)) is not None:
+                    if (one := legacy.text_chunk(chunk, payload, i, offsets)) is not None:
                         shaped.append(one)
                         last = one
                 if shaped:

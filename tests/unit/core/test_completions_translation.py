@@ -74,3 +74,16 @@ def test_stream_chunks_become_text_chunks_of_their_prompt() -> None:
             {"index": 3, "text": "b", "logprobs": None, "finish_reason": None},
         ],
     }
+
+
+def test_streamed_logprobs_count_their_offsets_across_chunks() -> None:
+    def piece(text: str) -> dict[str, object]:
+        content = [{"token": text, "logprob": -1.0, "top_logprobs": []}]
+        return {"choices": [{"index": 0, "delta": {"content": text}, "logprobs": {"content": content}}]}
+
+    payload, offsets = {"prompt": "Hey", "echo": True, "logprobs": 0}, {}
+    first = legacy.text_chunk(piece(" there"), payload, 0, offsets)
+    second = legacy.text_chunk(piece(" you"), payload, 0, offsets)
+    assert first is not None and second is not None
+    assert first["choices"][0]["logprobs"]["text_offset"] == [3]  # after the echoed prompt
+    assert second["choices"][0]["logprobs"]["text_offset"] == [9]
