@@ -93,8 +93,11 @@ class OpenAIAdapter:
 
 
 def _field(error: dict[str, Any], name: str, limit: int) -> str | None:
-    """A string field of an error object, made safe to relay; a number (vLLM's `code: 400`) is no code."""
+    """A field of an error object, made safe to relay. OpenAI's schema makes them strings; vLLM's `code: 400` is
+    relayed as "400", which is what the openai SDKs show a direct caller of it anyway."""
     value = error.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
     return one_line(value, limit) or None if isinstance(value, str) else None
 
 

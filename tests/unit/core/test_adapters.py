@@ -102,7 +102,7 @@ def test_error_fields_take_strings_only_and_mask_them() -> None:
     body = orjson.dumps({"error": error})
     assert adapter.error_fields(body) == ErrorFields("invalid_request_error", "context_length_exceeded", "messages")
     older_vllm = b'{"object": "error", "message": "m", "type": "BadRequestError", "param": null, "code": 400}'
-    assert adapter.error_fields(older_vllm) == ErrorFields("BadRequestError", None, None)
+    assert adapter.error_fields(older_vllm) == ErrorFields("BadRequestError", "400", None)
     leaky = b'{"error": {"param": "Bearer sk-live-abcdefghijklmnop", "code": "x"}}'
     assert adapter.error_fields(leaky).param == "Bearer ***"
     assert adapter.error_fields(b"<html>") == ErrorFields()
