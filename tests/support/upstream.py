@@ -6,8 +6,8 @@ status (+ retry_after), delay_headers, delay_first_chunk, chunk_delay, cut_after
 after N content chunks), stall_after (+ stall_seconds: go silent after N content chunks, then carry on),
 malformed (+ malformed_after), reply, chunks, no_done, usage_in_last_chunk, reasoning_tokens, cached_tokens,
 context_length (a prompt with more tokens gets OpenAI's 400 `context_length_exceeded`), error (with a 4xx/5xx
-status: the error object to answer with), system_fingerprint (in every response and chunk; with fingerprint_once
-only in a stream's first chunk), health_status and
+status: the error object to answer with), system_fingerprint (in every response, and in a stream's chunks as
+fingerprint_on says: `all`, as OpenAI; `first`; `usage`, only in the usage chunk, as vLLM 0.32), health_status and
 health_delay (for GET /health and /v1/models, taken from the instance behaviour only).
 `POST /v1/completions` answers as vLLM and OpenAI do (tests/support/completions.py), with the same behaviours.
 Every response carries `x-upstream-name`; the default reply starts with `[<name>]`.
@@ -89,7 +89,7 @@ class Behaviour:
     context_length: int | None = None
     error: Mapping[str, Any] | None = None
     system_fingerprint: str | None = None
-    fingerprint_once: bool = False
+    fingerprint_on: str = "all"
     health_status: int = 200
     health_delay: float = 0.0
 
@@ -367,9 +367,12 @@ async def _chunks(
         ]
         return {**base, "object": "chat.completion.chunk", "choices": choices}
 
+    fingerprint = {k: v for k, v in base.items() if k == "system_fingerprint"}
+    if b.fingerprint_on == "usage":
+        base = {k: v for k, v in base.items() if k != "system_fingerprint"}
     await asyncio.sleep(b.delay_first_chunk)
     yield _sse(chunk({"role": "assistant", "content": ""}))
-    if b.fingerprint_once:
+    if b.fingerprint_on == "first":
         base = {k: v for k, v in base.items() if k != "system_fingerprint"}
     # Position i is the i-th content chunk; position len(pieces) is the finish chunk.
     for i in range(len(pieces) + 1):
@@ -388,7 +391,7 @@ async def _chunks(
         last["usage"] = usage
     yield _sse(last)
     if usage is not None and not b.usage_in_last_chunk:
-        yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        yield _sse({**base, **fingerprint, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     if not b.no_done:
         yield b"data: [DONE]\n\n"
 

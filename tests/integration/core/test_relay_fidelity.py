@@ -48,10 +48,22 @@ def test_a_fingerprint_named_once_is_carried_on(gateway_factory: GatewayFactory,
     """Upstreams that name it on their first chunk only: the client sees it on every chunk, as OpenAI sends it."""
     a, _ = upstreams
     gw = gateway_factory(models(route(a)))
-    a.behaviour = {"system_fingerprint": "fp_a1", "fingerprint_once": True}
+    a.behaviour = {"system_fingerprint": "fp_a1", "fingerprint_on": "first"}
     with client(gw) as c:
         streamed = list(c.chat.completions.create(model="m", messages=MESSAGES, stream=True))
     assert len(streamed) > 2 and {ch.system_fingerprint for ch in streamed} == {"fp_a1"}
+
+
+def test_vllms_fingerprint_in_its_usage_chunk_reaches_the_client(gateway_factory: GatewayFactory, upstreams) -> None:
+    """vLLM 0.32 names system_fingerprint only in the usage chunk, which the gateway rewrites: it must survive."""
+    a, _ = upstreams
+    gw = gateway_factory(models(route(a, kind="vllm")))
+    a.behaviour = {"system_fingerprint": "vllm-0.32.0-x", "fingerprint_on": "usage"}
+    with client(gw) as c:
+        streamed = list(
+            c.chat.completions.create(model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+        )
+    assert streamed[-1].usage is not None and streamed[-1].system_fingerprint == "vllm-0.32.0-x"
 
 
 def test_native_completion_chunks_keep_the_fingerprint(gateway_factory: GatewayFactory, upstreams) -> None:
