@@ -4,7 +4,6 @@ echo, streams, usage, the row, fallback), translated onto chat for the others, a
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import httpx
@@ -21,14 +20,6 @@ PROMPTS = ["Once upon a time", "The capital of France is"]
 
 def client(gw: ThreadGateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gw.url}/v1", api_key="client-key", max_retries=0, timeout=20)
-
-
-def row(gw: ThreadGateway, request_id: str) -> dict[str, Any]:
-    with sqlite3.connect(gw.settings.env["SQLITE_DB_PATH"]) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = [dict(r) for r in conn.execute("select * from api_logs where request_id = ?", (request_id,))]
-    assert len(rows) == 1
-    return rows[0]
 
 
 def native(up: Any, **extra: Any) -> dict[str, Any]:
@@ -57,7 +48,7 @@ def test_native_batch_with_logprobs_and_echo_passes_through(gateway_factory: Gat
         assert choice.logprobs.token_logprobs is not None and choice.logprobs.token_logprobs[0] is None  # echoed
         assert choice.logprobs.top_logprobs is not None and len(choice.logprobs.top_logprobs[-1]) == 2
     assert result.usage is not None and result.usage.prompt_tokens > 0
-    logged = row(gw, result.id)
+    logged = gw.row(result.id)
     assert logged["status_code"] == 200 and logged["total_tokens"] == result.usage.total_tokens
     assert json.loads(logged["prompt"]) == PROMPTS and logged["endpoint"] == "/v1/completions"
 
@@ -76,7 +67,7 @@ def test_native_stream_relays_text_chunks_and_usage(gateway_factory: GatewayFact
     assert {ch.object for ch in chunks} == {"text_completion"} and len({ch.id for ch in chunks}) == 1
     assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     assert a.completions[-1].body["stream_options"] == {"include_usage": True}
-    logged = row(gw, chunks[0].id)
+    logged = gw.row(chunks[0].id)
     assert logged["stream"] and logged["completion_tokens"] == chunks[-1].usage.completion_tokens
     assert logged["response"] == whole
 

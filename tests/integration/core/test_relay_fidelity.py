@@ -4,8 +4,6 @@ choice's text in the row, the max_tokens the upstream got in the row, and the mo
 from __future__ import annotations
 
 import json
-import sqlite3
-from typing import Any
 
 import httpx
 import openai
@@ -20,14 +18,6 @@ MESSAGES = [{"role": "user", "content": "Say something."}]
 
 def client(gw: ThreadGateway) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gw.url}/v1", api_key="client-key", max_retries=0, timeout=20)
-
-
-def row(gw: ThreadGateway, request_id: str) -> dict[str, Any]:
-    with sqlite3.connect(gw.settings.env["SQLITE_DB_PATH"]) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = [dict(r) for r in conn.execute("select * from api_logs where request_id = ?", (request_id,))]
-    assert len(rows) == 1
-    return rows[0]
 
 
 def test_every_streamed_chunk_keeps_the_system_fingerprint(gateway_factory: GatewayFactory, upstreams) -> None:
@@ -82,7 +72,7 @@ def test_the_row_keeps_every_choices_text(gateway_factory: GatewayFactory, upstr
     body = {"model": "m", "messages": MESSAGES, "n": 2, "stream": stream}
     resp = httpx.post(f"{gw.url}/v1/chat/completions", json=body, timeout=20)
     assert resp.status_code == 200
-    logged = json.loads(row(gw, resp.headers["x-request-id"])["response"])
+    logged = json.loads(gw.row(resp.headers["x-request-id"])["response"])
     assert len(logged) == 2 and logged[0].startswith("[a]") and logged[1] == logged[0] + " #1"
 
 
@@ -92,7 +82,7 @@ def test_the_row_logs_the_max_tokens_sent_upstream(gateway_factory: GatewayFacto
     with client(gw) as c:
         raw = c.chat.completions.with_raw_response.create(model="m", messages=MESSAGES, max_tokens=5000)
     assert a.requests[-1].body["max_tokens"] == 100
-    assert row(gw, raw.headers["x-request-id"])["max_tokens"] == 100
+    assert gw.row(raw.headers["x-request-id"])["max_tokens"] == 100
 
 
 def test_quantization_is_unknown_unless_declared(gateway_factory: GatewayFactory, upstreams) -> None:
