@@ -25,6 +25,16 @@ class Endpoint(Protocol):
     def region(self) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorFields:
+    """What an upstream's error object says beside its message, where its schema has them (OpenAI's `type`,
+    `code`, `param`): strings only, short and secret-free; None when the upstream did not say."""
+
+    type: str | None = None
+    code: str | None = None
+    param: str | None = None
+
+
 class ProtocolError(Exception):
     """The upstream answered something that does not follow its schema."""
 
@@ -61,3 +71,5 @@ class Adapter(Protocol):
     def parse_event(self, data: bytes) -> StreamEvent: ...
 
     def error_message(self, status: int, body: bytes) -> str: ...
+
+    def error_fields(self, body: bytes) -> ErrorFields: ...

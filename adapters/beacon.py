@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from adapters.base import Endpoint, ProtocolError, StreamEvent, UpstreamRequest
+from adapters.base import Endpoint, ErrorFields, ProtocolError, StreamEvent, UpstreamRequest
 from adapters.kinds import KindSpec
 from adapters.redact import one_line
 from adapters.tokens import count_tokens
@@ -120,6 +120,9 @@ class _BeaconAdapter:
                 if data.get(key):
                     return _short(data[key])
         return f"{self.schema} returned HTTP {status}"
+
+    def error_fields(self, body: bytes) -> ErrorFields:
+        return ErrorFields()  # Beacon's protocols name no error type, code or param
 
     def _url(self, base_url: str) -> str:
         raise NotImplementedError

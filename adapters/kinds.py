@@ -20,14 +20,23 @@ class KindSpec:
     streams: bool = True
     in_process: bool = False  # served by the in-process mock transport: no URL, no socket, no probe
     drop_params: tuple[str, ...] = ()
+    native_completions: bool = False  # serves `/v1/completions` itself: legacy completions pass through untouched
 
 
 KINDS: dict[str, KindSpec] = {
     spec.kind: spec
     for spec in (
-        KindSpec("openai", "openai", "openai", "https://api.openai.com/v1"),
+        KindSpec("openai", "openai", "openai", "https://api.openai.com/v1", native_completions=True),
         KindSpec(
-            "vllm", "openai", "local", "", key_required=False, local=True, health_path="/health", health_at_origin=True
+            "vllm",
+            "openai",
+            "local",
+            "",
+            key_required=False,
+            local=True,
+            health_path="/health",
+            health_at_origin=True,
+            native_completions=True,
         ),
         KindSpec("deepseek", "openai", "deepseek", "https://api.deepseek.com/v1"),
         KindSpec("llama", "openai", "llama", "https://api.llama.com/compat/v1"),

@@ -1,4 +1,5 @@
-"""The OpenAI chat-completions schema, shared by vLLM, DeepSeek, Llama API, Gemini's compat endpoint, OpenAI."""
+"""The OpenAI chat-completions schema, shared by vLLM, DeepSeek, Llama API, Gemini's compat endpoint, OpenAI; and
+its legacy `/completions`, for the kinds that serve it themselves (the same body rules, another path)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from adapters.base import Endpoint, ProtocolError, StreamEvent, UpstreamRequest
+from adapters.base import Endpoint, ErrorFields, ProtocolError, StreamEvent, UpstreamRequest
 from adapters.kinds import KindSpec
 from adapters.redact import one_line
 
@@ -18,8 +19,8 @@ class OpenAIAdapter:
 
     streams = True
 
-    def __init__(self, spec: KindSpec) -> None:
-        self.spec = spec
+    def __init__(self, spec: KindSpec, path: str = "chat/completions") -> None:
+        self.spec, self.path = spec, path
 
     def build(self, dep: Endpoint, payload: dict[str, Any], stream: bool) -> UpstreamRequest:
         body = {k: v for k, v in payload.items() if k not in self.spec.drop_params}
@@ -36,7 +37,7 @@ class OpenAIAdapter:
         if dep.api_key:
             headers["Authorization"] = f"Bearer {dep.api_key}"
         headers.update(dep.headers)
-        return UpstreamRequest("POST", f"{dep.base_url}/chat/completions", headers, orjson.dumps(body), stream)
+        return UpstreamRequest("POST", f"{dep.base_url}/{self.path}", headers, orjson.dumps(body), stream)
 
     def parse_response(self, body: bytes, request: UpstreamRequest | None = None) -> dict[str, Any]:
         try:
@@ -78,6 +79,26 @@ class OpenAIAdapter:
             if "message" in data:
                 return one_line(data["message"])
         return f"upstream returned HTTP {status}"
+
+    def error_fields(self, body: bytes) -> ErrorFields:
+        """The error object's `type`, `code` and `param` (at the top level too, as older vLLM sends them)."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return ErrorFields()
+        error = data.get("error") if isinstance(data, dict) else None
+        if not isinstance(error, dict):
+            error = data if isinstance(data, dict) and data.get("object") == "error" else {}
+        return ErrorFields(_field(error, "type", 100), _field(error, "code", 100), _field(error, "param", 200))
+
+
+def _field(error: dict[str, Any], name: str, limit: int) -> str | None:
+    """A field of an error object, made safe to relay. OpenAI's schema makes them strings; vLLM's `code: 400` is
+    relayed as "400", which is what the openai SDKs show a direct caller of it anyway."""
+    value = error.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return one_line(value, limit) or None if isinstance(value, str) else None
 
 
 def _error_text(error: Any) -> str:

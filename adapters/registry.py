@@ -17,6 +17,13 @@ _FACTORIES: dict[str, Callable[[KindSpec], Adapter]] = {
 }
 
 
+def completions_adapter_for(spec: KindSpec) -> Adapter:
+    """The adapter that passes legacy completions through to a kind's own `/completions` (OpenAI schema only)."""
+    if spec.schema != "openai":
+        raise KeyError(f"kind {spec.kind!r} has schema {spec.schema!r}, which has no /completions")
+    return OpenAIAdapter(spec, path="completions")
+
+
 def adapter_for(spec: KindSpec) -> Adapter:
     """The adapter for a kind's schema; KeyError for a schema no adapter translates."""
     factory = _FACTORIES.get(spec.schema)

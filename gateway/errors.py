@@ -53,8 +53,8 @@ class APIError(GatewayError):
 
 
 def openai_error(error: GatewayError) -> dict[str, Any]:
-    """OpenAI's error object: `{"error": {message, type, param, code}}`."""
-    kind = OPENAI_TYPES[error.category]
+    """OpenAI's error object: `{"error": {message, type, param, code}}`; a relayed upstream error keeps its type."""
+    kind = error.upstream_type or OPENAI_TYPES[error.category]
     return {"error": {"message": error.message, "type": kind, "param": error.param, "code": error.code}}
 
 

@@ -3,15 +3,17 @@ of chunks, each batch what one upstream read carried. The executor decides what 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from adapters.base import Adapter, ProtocolError
 from adapters.kinds import kind_spec
 from adapters.redact import redact
-from adapters.registry import adapter_for
+from adapters.registry import adapter_for, completions_adapter_for
 from routing.config.schema import DeploymentConfig
 from routing.errors import NoDeploymentAvailable, UpstreamError
+from routing.legacy import translated, translated_batches
 from routing.stream import chunks_from_completion
 from routing.upstream.transport import HttpTransport
 
@@ -21,29 +23,39 @@ class Answers:
 
     def __init__(self, transport: HttpTransport) -> None:
         self.transport = transport
-        self._adapters: dict[str, Adapter] = {}
+        self._adapters: dict[tuple[str, bool], Adapter] = {}
 
-    def adapter(self, dep: DeploymentConfig) -> Adapter:
-        adapter = self._adapters.get(dep.kind)
+    def adapter(self, dep: DeploymentConfig, text: bool = False) -> Adapter:
+        """The deployment's adapter; `text`: the one for its own `/completions` (a native legacy completion)."""
+        adapter = self._adapters.get((dep.kind, text))
         if adapter is None:
             spec = kind_spec(dep.kind)
             if spec is None:
                 raise NoDeploymentAvailable(f"deployment {dep.name} has unknown kind {dep.kind}")
-            adapter = adapter_for(spec)
-            self._adapters[dep.kind] = adapter
+            adapter = completions_adapter_for(spec) if text else adapter_for(spec)
+            self._adapters[(dep.kind, text)] = adapter
         return adapter
 
-    async def complete(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
-        adapter = self.adapter(dep)
+    async def complete(
+        self, dep: DeploymentConfig, payload: dict[str, Any], budget: float, text: bool = False
+    ) -> dict[str, Any]:
+        if text and dep.completions != "native":
+            return await translated(self.complete, dep, payload, budget)
+        adapter = self.adapter(dep, text)
         request = adapter.build(dep, payload, stream=False)
         resp = await self.transport.open(dep, request, adapter, budget)
         return await self.transport.read_json(dep, resp, adapter, request)
 
     async def batches(
-        self, dep: DeploymentConfig, payload: dict[str, Any], budget: float
+        self, dep: DeploymentConfig, payload: dict[str, Any], budget: float, text: bool = False
     ) -> AsyncGenerator[list[dict[str, Any]]]:
         """The upstream's chunks, grouped as they arrived: one non-empty list per upstream read."""
-        adapter = self.adapter(dep)
+        if text and dep.completions != "native":
+            async with contextlib.aclosing(translated_batches(self.batches, dep, payload, budget)) as translations:
+                async for shaped in translations:
+                    yield shaped
+            return
+        adapter = self.adapter(dep, text)
         if not adapter.streams:
             chunks = chunks_from_completion(await self.complete(dep, payload, budget))
             if chunks:

@@ -46,8 +46,17 @@ class Call:
     upstream_wait: float = 0.0
     usage: dict[str, Any] | None = None
     finish_reason: str = ""
-    text: list[str] = field(default_factory=list)
+    texts: dict[int, list[str]] = field(default_factory=dict)  # each choice's text pieces, by choice index
     cancelled: bool = False
+    completions: str = ""  # a legacy completions call: `native` or `translated`, as the serving deployment did it
+    system_fingerprint: str | None = None  # the upstream's, once a chunk named it: later chunks carry it too
+
+    def add_text(self, index: int, piece: str) -> None:
+        self.texts.setdefault(index, []).append(piece)
+
+    def text(self, index: int = 0) -> str:
+        """The text of one choice so far."""
+        return "".join(self.texts.get(index, ()))
 
     @property
     def ttft_ms(self) -> float | None:

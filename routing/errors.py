@@ -1,10 +1,12 @@
 """The error tree. Every error the gateway answers with carries its HTTP status, a surface-neutral `category`
 and a code; each API surface (OpenAI, Beacon, ...) only renders them in its own shape.
 
-    GatewayError                      status, category, code, param, headers
+    GatewayError                      status, category, code, param, upstream_type, headers
     ├── RoutingError                  raised by the executor and the transport
     │   ├── UpstreamError             one attempt failed (connect, timeout, status, protocol, stream)
-    │   ├── ClientRequestError        the upstream rejected the client's own request (400, 413, 422)
+    │   ├── ClientRequestError        the upstream rejected the client's own request (400, 413, 422): its
+    │   │                             code, param and type are relayed, the gateway's own code stands in
+    │   │                             only when it sent none
     │   ├── AllAttemptsFailed         502, or 504 when the last failure was a timeout
     │   ├── NoDeploymentAvailable     503
     │   ├── NoMatchingDeployment      404: the request's own routing constraints left no deployment
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 Category = Literal[
     "invalid_request",
@@ -62,6 +64,7 @@ class GatewayError(Exception):
     code: str | None = "internal_error"
     category: Category = "internal"
     param: str | None = None
+    upstream_type: str | None = None  # a relayed error: the upstream's own type, for a surface of its schema
     retry_after: float | None = None
 
     def __init__(self, message: str, headers: Mapping[str, str] | None = None) -> None:
@@ -109,10 +112,20 @@ class ClientRequestError(RoutingError):
 
     code = "upstream_rejected_request"
 
-    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        upstream_type: str | None = None,
+    ) -> None:
         super().__init__(message or "the upstream rejected the request")
-        self.status, self.body = status, body
+        self.status = status
         self.category = category_of_status(status)
+        self.code = code or ClientRequestError.code
+        self.param, self.upstream_type = param, upstream_type
 
 
 class AllAttemptsFailed(RoutingError):

@@ -22,9 +22,10 @@ from routing.errors import (
     RoutingError,
     UpstreamError,
 )
+from routing.legacy import completions_mode
 from routing.limits.admission import Admission, Guards, Skip
 from routing.limits.breaker import BreakerBoard
-from routing.limits.ratelimit import InProcessRateLimiter, estimate_tokens
+from routing.limits.ratelimit import InProcessRateLimiter, estimate_tokens, prompt_messages
 from routing.manager import ModelRoute
 from routing.planning import plan
 from routing.request_routing import ProviderRouting
@@ -88,6 +89,7 @@ def _meaningful(chunk: dict[str, Any]) -> bool:
         delta = choice.get("delta") or {}
         if (
             delta.get("content")
+            or choice.get("text")
             or delta.get("tool_calls")
             or delta.get("reasoning_content")
             or choice.get("finish_reason")
@@ -122,8 +124,8 @@ class Executor:
         self._observed_of = observed
         self._on_throughput = on_throughput
 
-    def adapter(self, dep: DeploymentConfig) -> Adapter:
-        return self.answers.adapter(dep)
+    def adapter(self, dep: DeploymentConfig, text: bool = False) -> Adapter:
+        return self.answers.adapter(dep, text)
 
     def plan(
         self,
@@ -177,7 +179,7 @@ class Executor:
         settings = self.settings
         route, payload = leg.route, leg.payload
         plan = self.plan(route, prefs, wants, payload)
-        tokens = estimate_tokens(payload.get("messages") or (), _max_tokens(payload))
+        tokens = estimate_tokens(prompt_messages(payload), _max_tokens(payload))
         tries = _Tries(deadline=deadline, max_attempts=settings.max_attempts)
         skips: list[Skip] = []
         while not tries.exhausted():
@@ -253,16 +255,18 @@ class Executor:
         prefs: Preferences | None = None,
         wants: ProviderRouting | None = None,
         then: Sequence[Leg] = (),
+        text: bool = False,
     ) -> dict[str, Any]:
         """A non-streamed completion, falling back before anything reached the client (to the models of `then`
-        once every deployment of `route` has failed)."""
+        once every deployment of `route` has failed). `text`: the payload is a legacy completions request,
+        answered as a `text_completion` (natively or by translation, per deployment)."""
 
         async def attempt(
             dep: DeploymentConfig, payload: dict[str, Any], budget: float, admitted: Admission
         ) -> dict[str, Any]:
             began = time.perf_counter()
             try:
-                result = await self.answers.complete(dep, payload, budget)
+                result = await self.answers.complete(dep, payload, budget, text)
             except UpstreamError as exc:
                 await self.guards.failed(admitted, exc)
                 raise
@@ -275,6 +279,7 @@ class Executor:
             call.first_token_at = time.perf_counter()
             account_completion(call, result)
             self._served(dep, call, elapsed)
+            call.completions = completions_mode(dep, text)
             await self.guards.succeeded(admitted, total_tokens(call))
             if self._on_ttft is not None:
                 self._on_ttft(dep.key, elapsed * 1000.0)
@@ -290,15 +295,17 @@ class Executor:
         prefs: Preferences | None = None,
         wants: ProviderRouting | None = None,
         then: Sequence[Leg] = (),
+        text: bool = False,
     ) -> UpstreamStream:
         """Open a stream, falling back until one deployment sends its first meaningful chunk (the commit point),
-        to the models of `then` once every deployment of `route` has failed."""
+        to the models of `then` once every deployment of `route` has failed. `text`: a legacy completions
+        request, streamed as `text_completion` chunks."""
 
         async def attempt(
             dep: DeploymentConfig, payload: dict[str, Any], budget: float, admitted: Admission
         ) -> UpstreamStream:
             began = time.perf_counter()
-            batches = self.answers.batches(dep, payload, budget)
+            batches = self.answers.batches(dep, payload, budget, text)
             head: list[dict[str, Any]] = []
             try:
                 async with asyncio.timeout(min(dep.timeouts.first_token, budget)):
@@ -324,6 +331,7 @@ class Executor:
                 raise
             call.deployment = dep
             call.model_id = dep.model_id
+            call.completions = completions_mode(dep, text)
             call.first_token_at = time.perf_counter()
             if self._on_ttft is not None:
                 self._on_ttft(dep.key, (call.first_token_at - began) * 1000.0)

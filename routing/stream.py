@@ -89,12 +89,16 @@ def account_chunk(call: Call, chunk: dict[str, Any]) -> None:
     usage = chunk.get("usage")
     if usage:
         call.usage = usage
+    fingerprint = chunk.get("system_fingerprint")
+    if fingerprint:
+        call.system_fingerprint = fingerprint
+    elif call.system_fingerprint:  # upstreams that name it on some chunks only: the client sees it on all
+        chunk["system_fingerprint"] = call.system_fingerprint
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta")
-        if delta:
-            content = delta.get("content")
-            if content:
-                call.text.append(content)
+        content = delta.get("content") if delta else choice.get("text")  # chat, or legacy completions
+        if content:
+            call.add_text(int(choice.get("index") or 0), content)
         if choice.get("finish_reason"):
             call.finish_reason = choice["finish_reason"]
 
@@ -103,11 +107,11 @@ def account_completion(call: Call, result: dict[str, Any]) -> None:
     call.usage = result.get("usage") or None
     choices = result.get("choices") or []
     if choices:
-        first = choices[0]
-        call.finish_reason = first.get("finish_reason") or ""
-        content = (first.get("message") or {}).get("content")
+        call.finish_reason = choices[0].get("finish_reason") or ""
+    for choice in choices:  # with n > 1 every choice's text, not only the first's
+        content = (choice.get("message") or {}).get("content", choice.get("text"))
         if isinstance(content, str):
-            call.text.append(content)
+            call.add_text(int(choice.get("index") or 0), content)
 
 
 def chunks_from_completion(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -186,7 +186,7 @@ async def run_inference(
         ledger.dispatched = True
         await _execute(services, route, payload, ledger, req, on_chunk)
         scrub(call, ledger.secrets)
-        body = success(call, "".join(call.text), route.model.id, req.trace_id, ledger.cost())
+        body = success(call, call.text(), route.model.id, req.trace_id, ledger.cost())
     except GatewayError as exc:
         error = await ledger.fail(exc)
         scrub(call, ledger.secrets)

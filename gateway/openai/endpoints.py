@@ -1,6 +1,6 @@
-"""The OpenAI / OpenRouter surface's handlers: chat completions, the legacy completions (prompt mapped onto
-chat), and the model list (only models that can be served). `/api/v1/...` has its own, answering (errors included)
-in OpenRouter's shapes (openrouter.py)."""
+"""The OpenAI / OpenRouter surface's handlers: chat completions, the legacy completions (passed through to the
+deployments that serve them, translated onto chat for the others), and the model list (only models that can be
+served). `/api/v1/...` has its own, answering (errors included) in OpenRouter's shapes (openrouter.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.errors import APIError
 from gateway.lifespan import Services
 from gateway.openai.flow import run_chat
 from gateway.openai.formats import ChatFormat, TextFormat
@@ -24,7 +23,7 @@ from gateway.openai.openrouter import (
     page_bounds,
     speaks_openrouter,
 )
-from gateway.openai.request import parse_chat
+from gateway.openai.request import parse_chat, parse_completion
 from gateway.requests import read_json
 
 _CHAT, _TEXT, _OPENROUTER = ChatFormat(), TextFormat(), OpenRouterChatFormat()
@@ -49,15 +48,7 @@ async def chat_completions(request: Request) -> Any:
 async def completions(request: Request) -> Any:
     services: Services = request.app.state.services
     body = await read_json(request, services.settings.max_body_bytes)
-    prompt = body.pop("prompt", None)
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise APIError(400, "`prompt` is required and must be a string", code="invalid_value", param="prompt")
-    body["messages"] = [{"role": "user", "content": prompt}]
-    for unsupported in ("echo", "best_of", "suffix", "logprobs"):
-        body.pop(unsupported, None)
-    return await run_chat(request, services, parse_chat(body), _TEXT, "/v1/completions")
+    return await run_chat(request, services, parse_completion(body), _TEXT, "/v1/completions")
 
 
 async def list_models(request: Request) -> JSONResponse:

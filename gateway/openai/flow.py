@@ -59,6 +59,11 @@ def _legs(services: Services, chat: ChatRequest, route: ModelRoute | None) -> li
     return [Leg(r, _shaped(chat.payload, r, chat.wants)) for r in routes]
 
 
+def _as_sent(original: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The body the row records: the client's, with the output limits as the upstream got them (clamped)."""
+    return {**original, **{k: payload[k] for k in ("max_tokens", "max_completion_tokens") if k in payload}}
+
+
 async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt: ChatFormat, endpoint: str) -> Any:
     """Execute a checked request and build the response (JSON, or the SSE relay); every call leaves one row.
 
@@ -85,13 +90,16 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     except Exception as exc:
         raise await ledger.crash(exc) from None
     first, then = legs[0], legs[1:]
+    ledger.body = _as_sent(chat.original, first.payload)
     ledger.dispatched = True
     if chat.stream:
-        opener = partial(services.executor.stream, first.route, first.payload, ledger.call, None, chat.wants, then)
+        opener = partial(
+            services.executor.stream, first.route, first.payload, ledger.call, None, chat.wants, then, fmt.legacy
+        )
         return StreamRelay(opener, fmt, ledger, services.settings.keepalive_interval, chat.include_usage)
     call = ledger.call
     try:
-        result = await services.executor.complete(first.route, first.payload, call, None, chat.wants, then)
+        result = await services.executor.complete(first.route, first.payload, call, None, chat.wants, then, fmt.legacy)
         dep = call.deployment  # the model that answered names the response (a `models` fallback's own)
         body = fmt.response(result, identity(request_id, call.model_id, dep.provider if dep else ""), ledger.usage())
     except GatewayError as exc:

@@ -41,10 +41,12 @@ def envelope(who: Identity, obj: str, **fields: Any) -> dict[str, Any]:
 class ChatFormat:
     """`chat.completion` / `chat.completion.chunk`."""
 
+    object = "chat.completion"
     chunk_object = "chat.completion.chunk"
+    legacy = False  # the executor is asked for chat; TextFormat's calls are legacy completions
 
     def response(self, result: dict[str, Any], who: Identity, usage: dict[str, Any] | None) -> dict[str, Any]:
-        result.update(envelope(who, "chat.completion"))
+        result.update(envelope(who, self.object))
         if usage is not None:
             result["usage"] = usage
         return result
@@ -56,15 +58,19 @@ class ChatFormat:
         chunk.pop("usage", None)
         return chunk
 
-    def usage_chunk(self, usage: dict[str, Any], who: Identity) -> dict[str, Any]:
-        return envelope(who, self.chunk_object, choices=[], usage=usage)
+    def usage_chunk(self, usage: dict[str, Any], who: Identity, fingerprint: str | None = None) -> dict[str, Any]:
+        chunk = envelope(who, self.chunk_object, choices=[], usage=usage)
+        if fingerprint:
+            chunk["system_fingerprint"] = fingerprint  # as on every other chunk of the stream
+        return chunk
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         """The JSON body of an error answered before the stream committed."""
         return openai_error(error)
 
-    def error_chunk(self, who: Identity, code: str, message: str) -> dict[str, Any]:
-        """OpenRouter's mid-stream error event: finish_reason "error" and an error object."""
+    def error_chunk(self, who: Identity, code: str, message: str, status: int | None = None) -> dict[str, Any]:
+        """OpenRouter's mid-stream error event: finish_reason "error" and an error object (`status`: the error's,
+        when known)."""
         return envelope(
             who,
             self.chunk_object,
@@ -74,33 +80,19 @@ class ChatFormat:
 
 
 class TextFormat(ChatFormat):
-    """Legacy `text_completion` objects, mapped from chat results."""
+    """Legacy `text_completion` objects and chunks, as the deployment answered them (natively, or translated from
+    chat by the executor): only our envelope is put on."""
 
-    chunk_object = "text_completion"
+    object = chunk_object = "text_completion"
+    legacy = True
 
-    def response(self, result: dict[str, Any], who: Identity, usage: dict[str, Any] | None) -> dict[str, Any]:
-        choices = [_text_choice(c, (c.get("message") or {}).get("content")) for c in result.get("choices") or []]
-        out = envelope(who, "text_completion", choices=choices)
-        if usage is not None:
-            out["usage"] = usage
-        return out
-
-    def chunk(self, chunk: dict[str, Any], who: Identity) -> dict[str, Any] | None:
-        choices = chunk.get("choices")
-        if not choices:
-            return None
+    def error_chunk(self, who: Identity, code: str, message: str, status: int | None = None) -> dict[str, Any]:
         return envelope(
-            who, "text_completion", choices=[_text_choice(c, (c.get("delta") or {}).get("content")) for c in choices]
+            who,
+            self.chunk_object,
+            error={"code": code, "message": message},
+            choices=[{"index": 0, "text": "", "logprobs": None, "finish_reason": "error"}],
         )
-
-
-def _text_choice(choice: dict[str, Any], text: Any) -> dict[str, Any]:
-    return {
-        "text": text or "",
-        "index": choice.get("index", 0),
-        "logprobs": None,
-        "finish_reason": choice.get("finish_reason"),
-    }
 
 
 def identity(request_id: str, model: str, provider: str) -> Identity:

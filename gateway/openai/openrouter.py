@@ -36,7 +36,7 @@ ERROR_TYPES: Mapping[Category, str] = {
     "timeout": "timeout",
     "internal": "server",
 }
-# The relay hands error_chunk the error's code, not the error: the status each code a stream can end with stands for.
+# The status each code a stream can end with stands for, when the relay knows only the code (a stream cut mid-way).
 _STATUS_OF_CODE = {
     "upstream_error": 502,
     "upstream_timeout": 504,
@@ -113,9 +113,9 @@ class OpenRouterChatFormat(ChatFormat):
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         return openrouter_error(error)
 
-    def error_chunk(self, who: Identity, code: str, message: str) -> dict[str, Any]:
+    def error_chunk(self, who: Identity, code: str, message: str, status: int | None = None) -> dict[str, Any]:
         chunk = super().error_chunk(who, code, message)
-        status = _STATUS_OF_CODE.get(code, 502)
+        status = status or _STATUS_OF_CODE.get(code, 502)  # a relayed upstream code is in no table
         chunk["error"] = _error(status, category_of_status(status), message, code, None)
         return chunk
 

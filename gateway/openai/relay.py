@@ -134,7 +134,7 @@ class StreamRelay:
             await self._start(send, error.status, headers)
             await self._body(send, orjson.dumps(self.fmt.error_body(error)), more=False)
             return
-        chunk = self.fmt.error_chunk(self._who(), error.code or "upstream_error", error.message)
+        chunk = self.fmt.error_chunk(self._who(), error.code or "upstream_error", error.message, error.status)
         await self._body(send, sse(chunk) + DONE, more=False)
 
     async def _forward(self, send: Send, upstream: UpstreamStream) -> None:
@@ -156,7 +156,8 @@ class StreamRelay:
             return
         usage = self.ledger.usage() if self.include_usage else None
         await self.ledger.finish(200, "")
-        tail = DONE if usage is None else sse(fmt.usage_chunk(usage, who)) + DONE
+        fingerprint = self.ledger.call.system_fingerprint
+        tail = DONE if usage is None else sse(fmt.usage_chunk(usage, who, fingerprint)) + DONE
         await self._body(send, tail, more=False)
 
 

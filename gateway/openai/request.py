@@ -1,4 +1,5 @@
-"""Parse and check a chat-completions request body, with errors that name the offending param."""
+"""Parse and check a chat-completions or legacy completions request body, with errors that name the offending
+param."""
 
 from __future__ import annotations
 
@@ -65,15 +66,46 @@ def check_messages(messages: Any) -> None:
             raise _bad(f"messages[{i}].name", f"`messages[{i}].name` must be a string")
 
 
+def check_prompt(prompt: Any) -> None:
+    """A legacy prompt as OpenAI takes it: a string, a list of strings, token ids, or a list of token-id lists."""
+    if isinstance(prompt, str):
+        return
+    if isinstance(prompt, list) and prompt:
+        if all(isinstance(p, str) for p in prompt) or all(_token(p) for p in prompt):
+            return
+        if all(isinstance(p, list) and p and all(_token(t) for t in p) for p in prompt):
+            return
+    raise _bad("prompt", "`prompt` must be a string, a list of strings, token ids or a list of token-id lists")
+
+
+def _token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_completion(body: dict[str, Any]) -> ChatRequest:
+    """A legacy `/v1/completions` body: the prompt checked instead of messages, the rest as for chat."""
+    check_prompt(body.get("prompt"))
+    _check_number(body, "best_of", 1, 128, whole=True)
+    _check_number(body, "logprobs", 0, None, whole=True)
+    echo = body.get("echo")
+    if echo is not None and not isinstance(echo, bool):
+        raise _bad("echo", "`echo` must be true or false")
+    return _parse(body)
+
+
 def parse_chat(body: dict[str, Any]) -> ChatRequest:
     """Check the fields the gateway relies on; everything else is forwarded untouched."""
+    check_messages(body.get("messages"))
+    return _parse(body)
+
+
+def _parse(body: dict[str, Any]) -> ChatRequest:
     listed = fallback_models(body)
     model = body.get("model", listed[0] if listed else None)
     if not isinstance(model, str) or not model.strip():
         raise APIError(400, "`model` is required and must be a string", code="missing_model", param="model")
     model, variant = split_variant(model)
     fallbacks = tuple(dict.fromkeys(m for m in (split_variant(m)[0] for m in listed) if m != model))
-    check_messages(body.get("messages"))
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise _bad("stream", "`stream` must be true or false")

@@ -23,9 +23,9 @@ from gateway.telemetry.metrics import Metrics
 from gateway.telemetry.recording import ClientInfo, build_record, cost_of, secrets_of, usage_with_cost
 from routing.call import Call
 from routing.config.schema import ModelConfig
-from routing.errors import GatewayError
+from routing.errors import ClientRequestError, GatewayError
 from routing.limits.admission import settled_tokens
-from routing.limits.ratelimit import Denial, RateLimiter, Reservation, client_limit, estimate_tokens
+from routing.limits.ratelimit import Denial, RateLimiter, Reservation, client_limit, estimate_tokens, prompt_messages
 from routing.limits.streams import Lease, StreamCap
 from routing.stream import total_tokens
 
@@ -109,7 +109,7 @@ class CallLedger:
             return
         limit = client_limit(self.holder or "anonymous", limits.rpm, limits.tpm)
         max_tokens = payload.get("max_tokens") or payload.get("max_completion_tokens")
-        tokens = estimate_tokens(payload.get("messages") or (), max_tokens if isinstance(max_tokens, int) else None)
+        tokens = estimate_tokens(prompt_messages(payload), max_tokens if isinstance(max_tokens, int) else None)
         outcome = await books.limiter.reserve([limit], tokens)
         if isinstance(outcome, Denial):
             books.metrics.rate_limited("client", "")
@@ -140,6 +140,8 @@ class CallLedger:
         if dep is not None:
             headers["x-gateway-deployment"] = dep.name
             headers["x-gateway-provider"] = dep.provider
+        if call.completions:
+            headers["x-gateway-completions"] = call.completions  # legacy completions: native or translated
         return headers
 
     def also_masks(self, models: Iterable[ModelConfig]) -> None:
@@ -151,6 +153,11 @@ class CallLedger:
         """The error with the model's known secrets masked (adapters mask what looks like a key, not every key)."""
         error.message = redact(error.message, self.secrets)
         error.args = (error.message,)
+        if isinstance(error, ClientRequestError):  # its code, param and type are upstream text too
+            error.code = redact(error.code, self.secrets)
+            error.param, error.upstream_type = (
+                redact(v, self.secrets) if v else v for v in (error.param, error.upstream_type)
+            )
         return error
 
     async def fail(self, error: GatewayError) -> GatewayError:

@@ -80,6 +80,13 @@ def scrub(call: Call, secrets: tuple[str, ...]) -> None:
     call.attempts[:] = [replace(a, error=redact(a.error, secrets)) if a.error else a for a in call.attempts]
 
 
+def response_text(call: Call) -> str:
+    """The row's response: the text of the one choice, or of each choice (n > 1) as a JSON list in index order."""
+    if len(call.texts) <= 1:
+        return call.text(next(iter(call.texts), 0))
+    return orjson.dumps([call.text(i) for i in range(max(call.texts) + 1)]).decode()
+
+
 def _number(value: Any, kind: type) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -140,7 +147,7 @@ def build_record(
         api_key_name=client.api_key_name,
         client_ip=client.ip,
         endpoint=client.endpoint,
-        prompt=orjson.dumps(payload.get("messages")).decode() if log_content else None,
-        response="".join(call.text) if log_content else None,
+        prompt=orjson.dumps(payload.get("messages", payload.get("prompt"))).decode() if log_content else None,
+        response=response_text(call) if log_content else None,
         metadata=metadata,
     )

@@ -196,7 +196,8 @@ def _deployment(
         mock=MockOptions(**d.mock.model_dump()),
         data_collection=d.data_collection or "",
         zdr=d.zdr,
-        quantization="" if d is m else d.quantization.strip(),  # the shorthand's is the model's own
+        quantization=d.quantization.strip() if isinstance(d, DeploymentFile) else "",
+        completions=_completions(site, d.completions, spec.native_completions, spec.schema),
     )
 
 
@@ -206,6 +207,15 @@ def _own_pricing(d: DeploymentFile, model: Pricing) -> Pricing:
     if any(value is not None for _, value in d.pricing):
         return _pricing(d.pricing, model)
     return Pricing() if d.cost_per_second > 0 else model
+
+
+def _completions(site: _Site, value: str | None, native: bool, schema: str) -> str:
+    """How the deployment serves `/v1/completions`: natively by default where its kind does, else by translation."""
+    if value == "native" and schema != "openai":
+        raise site.fail(
+            "completions", f"kind {site.kind!r} has no /v1/completions of its own", "use `completions: translate`"
+        )
+    return value or ("native" if native else "translate")
 
 
 def _pricing(p: PricingFile, base: Pricing) -> Pricing:

@@ -70,7 +70,7 @@ class DeploymentFields(FileModel):
     mock: MockFile = MockFile()
     data_collection: Literal["allow", "deny"] | None = None
     zdr: bool | None = None
-    quantization: str = ""
+    completions: Literal["native", "translate"] | None = None
 
 
 class DeploymentFile(DeploymentFields):
@@ -80,6 +80,7 @@ class DeploymentFile(DeploymentFields):
     name: str = Field(default="", json_schema_extra={"pattern": NAME_PATTERN})
     provider: str = ""
     pricing: PricingFile = Field(default_factory=PricingFile)
+    quantization: str = ""  # "" = the model's (a model without `route:` has only the model's own)
 
 
 class ModelFile(DeploymentFields):

@@ -79,6 +79,7 @@ class DeploymentConfig:
     data_collection: str = ""  # "allow" | "deny"; "" = by kind and side (routing/request_routing.py)
     zdr: bool | None = None  # zero data retention; None = as data_collection
     quantization: str = ""  # "" = the model's
+    completions: str = "translate"  # `native`: /v1/completions passed through; `translate`: mapped onto chat
 
     @property
     def key(self) -> str:
@@ -100,7 +101,7 @@ class ModelConfig:
     supported_params: tuple[str, ...] = ()
     input_modalities: tuple[str, ...] = ("text",)
     output_modalities: tuple[str, ...] = ("text",)
-    quantization: str = "bf16"
+    quantization: str = "unknown"  # what OpenRouter says of a model whose provider declared none
     description: str = ""
     owned_by: str = ""
     created: int = 0

@@ -269,6 +269,23 @@ def _text_chars(content: Any) -> int:
     return 0
 
 
+def prompt_messages(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """What a request gives the model to read, as chat messages for estimate_tokens: its `messages`, or a legacy
+    completion's `prompt` (a string, a batch of them, or token ids, counted at 4 characters an id)."""
+    messages = payload.get("messages")
+    if isinstance(messages, list):
+        return [m for m in messages if isinstance(m, Mapping)]
+    prompt = payload.get("prompt")
+    items = prompt if isinstance(prompt, list) and not all(isinstance(p, int) for p in prompt) else [prompt]
+    found: list[Mapping[str, Any]] = []
+    for item in items:
+        if isinstance(item, str):
+            found.append({"content": item})
+        elif isinstance(item, list):
+            found.append({"content": "    " * len(item)})
+    return found
+
+
 def estimate_tokens(messages: Iterable[Mapping[str, Any]], max_tokens: int | None, default_max: int = 1024) -> int:
     """Rough upper estimate of a call's tokens: prompt characters / 4 (+4 per message) plus the output cap."""
     chars, count = 0, 0

@@ -216,4 +216,7 @@ async def _raise_for_status(dep: DeploymentConfig, resp: UpstreamResponse, adapt
     retry_after = parse_retry_after(resp.headers.get("retry-after"), time.time()) if status in (429, 503) else None
     if status >= 500 or status in RETRYABLE_STATUS:
         raise UpstreamError("status", f"{dep.name}: HTTP {status}: {message}", status=status, retry_after=retry_after)
-    raise ClientRequestError(status, message)
+    fields = adapter.error_fields(body)  # relayed as the upstream said them, masked like the message
+    secrets = (dep.api_key,)
+    code, param, kind = (redact(v, secrets) if v else None for v in (fields.code, fields.param, fields.type))
+    raise ClientRequestError(status, message, code=code, param=param, upstream_type=kind)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -64,6 +66,14 @@ class ThreadGateway:
     @property
     def services(self) -> Any:
         return self.app.state.services
+
+    def row(self, request_id: str) -> dict[str, Any]:
+        """The one call-log row of a call (the test gateway writes SQLite synchronously)."""
+        with contextlib.closing(sqlite3.connect(self.settings.env["SQLITE_DB_PATH"])) as conn:
+            conn.row_factory = sqlite3.Row
+            rows = [dict(r) for r in conn.execute("select * from api_logs where request_id = ?", (request_id,))]
+        assert len(rows) == 1, f"expected one row for {request_id}, got {len(rows)}"
+        return rows[0]
 
     def start(self) -> ThreadGateway:
         self.thread.start()

@@ -5,7 +5,11 @@ instance `behaviour`, overridden by `x_test["*"]`, overridden by `x_test[name]`.
 status (+ retry_after), delay_headers, delay_first_chunk, chunk_delay, cut_after (abort the TCP connection
 after N content chunks), stall_after (+ stall_seconds: go silent after N content chunks, then carry on),
 malformed (+ malformed_after), reply, chunks, no_done, usage_in_last_chunk, reasoning_tokens, cached_tokens,
-health_status and health_delay (for GET /health and /v1/models, taken from the instance behaviour only).
+context_length (a prompt with more tokens gets OpenAI's 400 `context_length_exceeded`), error (with a 4xx/5xx
+status: the error object to answer with), system_fingerprint (in every response, and in a stream's chunks as
+fingerprint_on says: `all`, as OpenAI; `first`; `usage`, only in the usage chunk, as vLLM 0.32), health_status and
+health_delay (for GET /health and /v1/models, taken from the instance behaviour only).
+`POST /v1/completions` answers as vLLM and OpenAI do (tests/support/completions.py), with the same behaviours.
 Every response carries `x-upstream-name`; the default reply starts with `[<name>]`.
 """
 
@@ -26,9 +30,11 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.support import completions as text
 from tests.support.loop_server import LoopServer
 
 CHAT_PATH = "/v1/chat/completions"
+COMPLETIONS_PATH = "/v1/completions"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORDS = "The quick brown fox jumps over the lazy dog".split()
 _ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 429: "rate_limit_error"}
@@ -80,6 +86,10 @@ class Behaviour:
     usage_in_last_chunk: bool = False
     reasoning_tokens: int | None = None
     cached_tokens: int | None = None
+    context_length: int | None = None
+    error: Mapping[str, Any] | None = None
+    system_fingerprint: str | None = None
+    fingerprint_on: str = "all"
     health_status: int = 200
     health_delay: float = 0.0
 
@@ -155,6 +165,11 @@ class FakeUpstream(LoopServer):
         """Number of chat completion requests received."""
         return sum(1 for record in self.requests if record.path == CHAT_PATH)
 
+    @property
+    def completions(self) -> list[RequestRecord]:
+        """The `/v1/completions` requests received."""
+        return [record for record in self.requests if record.path == COMPLETIONS_PATH]
+
     def reset(self) -> None:
         """Forget recorded requests."""
         self.requests.clear()
@@ -171,6 +186,7 @@ class FakeUpstream(LoopServer):
             return
         app = web.Application()
         app.router.add_post(CHAT_PATH, self._chat)
+        app.router.add_post(COMPLETIONS_PATH, self._chat)
         app.router.add_get("/v1/models", self._get)
         app.router.add_get("/health", self._get)
         # handler_cancellation: a client that goes away cancels the handler, so a disconnect is seen at once.
@@ -206,10 +222,13 @@ class FakeUpstream(LoopServer):
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {"x-upstream-name": self.name, **(extra or {})}
 
-    def _error(self, status: int, message: str, retry_after: str | int | None = None) -> web.Response:
+    def _error(
+        self, status: int, message: str, retry_after: str | int | None = None, error: Mapping[str, Any] | None = None
+    ) -> web.Response:
         headers = self._headers({} if retry_after is None else {"Retry-After": str(retry_after)})
-        kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-        error = {"message": f"[{self.name}] {message}", "type": kind, "code": status}
+        if error is None:
+            kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+            error = {"message": f"[{self.name}] {message}", "type": kind, "code": status}
         return web.json_response({"error": error}, status=status, headers=headers)
 
     async def _get(self, request: web.Request) -> web.Response:
@@ -231,9 +250,16 @@ class FakeUpstream(LoopServer):
             body = None
         record = self._record(request, body)
         aborted = False
+        legacy = request.path == COMPLETIONS_PATH
         try:
-            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-                return self._error(400, "body must be a JSON object with a `messages` list")
+            if not isinstance(body, dict):
+                return self._error(400, "body must be a JSON object")
+            try:
+                prompt_tokens = (
+                    count_tokens(text.prompt_text(body)) if legacy else count_prompt_tokens(body["messages"])
+                )
+            except (text.BadPrompt, KeyError, TypeError, AttributeError):
+                return self._error(400, "`prompt` is not valid" if legacy else "body must have a `messages` list")
             x_test = body.get("x_test") or {}
             try:
                 behaviour = Behaviour.merge(self._behaviour, x_test.get("*"), x_test.get(self.name))
@@ -241,19 +267,30 @@ class FakeUpstream(LoopServer):
                 return self._error(400, f"x_test: {exc}")
             await asyncio.sleep(behaviour.delay_headers)
             if behaviour.status >= 400:
-                return self._error(behaviour.status, f"simulated {behaviour.status}", behaviour.retry_after)
+                message = f"simulated {behaviour.status}"
+                return self._error(behaviour.status, message, behaviour.retry_after, behaviour.error)
+            if behaviour.context_length is not None and prompt_tokens > behaviour.context_length:
+                error = text.context_error(behaviour.context_length, prompt_tokens, "prompt" if legacy else "messages")
+                return web.json_response(error, status=400, headers=self._headers())
             reply = behaviour.reply if behaviour.reply is not None else default_reply(self.name, behaviour.chunks)
-            usage = _usage(count_prompt_tokens(body["messages"]), count_tokens(reply), behaviour)
+            usage = _usage(prompt_tokens, count_tokens(reply), behaviour)
             model = body.get("model", self.models[0])
-            base = {"id": f"chatcmpl-{self.name}-{next(self._ids)}", "created": int(time.time()), "model": model}
+            prefix = "cmpl" if legacy else "chatcmpl"
+            base = {"id": f"{prefix}-{self.name}-{next(self._ids)}", "created": int(time.time()), "model": model}
+            if behaviour.system_fingerprint is not None:
+                base["system_fingerprint"] = behaviour.system_fingerprint
             response: web.StreamResponse
-            if not body.get("stream"):
-                response = self._complete(base, reply, usage, behaviour)
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            pieces = split_reply(reply, behaviour.chunks)
+            if legacy and not body.get("stream"):
+                response = web.json_response(text.completion(base, body, reply, usage), headers=self._headers())
+            elif legacy:
+                events = text.chunks(base, body, pieces, usage if include_usage else None)
+                response, aborted = await self._stream(request, _sse_all(events, behaviour), behaviour)
+            elif not body.get("stream"):
+                response = self._complete(base, reply, usage, behaviour, _n(body))
             else:
-                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                stream = _chunks(
-                    base, split_reply(reply, behaviour.chunks), usage if include_usage else None, behaviour
-                )
+                stream = _chunks(base, pieces, usage if include_usage else None, behaviour, _n(body))
                 response, aborted = await self._stream(request, stream, behaviour)
             record.finished = not aborted
             return response
@@ -266,14 +303,18 @@ class FakeUpstream(LoopServer):
         finally:
             record.ended.set()
 
-    def _complete(self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour) -> web.Response:
+    def _complete(
+        self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour, n: int = 1
+    ) -> web.Response:
         if b.malformed:
             return web.Response(
                 text="<html>upstream exploded", content_type="application/json", headers=self._headers()
             )
-        message = {"role": "assistant", "content": reply}
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
-        payload = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+        choices = [
+            {"index": j, "message": {"role": "assistant", "content": reply + _nth(j)}, "finish_reason": "stop"}
+            for j in range(n)
+        ]
+        payload = {**base, "object": "chat.completion", "choices": choices, "usage": usage}
         return web.json_response(payload, status=b.status, headers=self._headers())
 
     async def _stream(
@@ -302,17 +343,37 @@ def _usage(prompt: int, completion: int, b: Behaviour) -> dict[str, Any]:
     return usage
 
 
+def _n(body: dict[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and n > 0 else 1
+
+
+def _nth(index: int) -> str:
+    """What tells choice `index` of an `n > 1` answer apart: choice 0 is the plain reply."""
+    return f" #{index}" if index else ""
+
+
 async def _chunks(
-    base: dict[str, Any], pieces: list[str], usage: dict[str, Any] | None, b: Behaviour
+    base: dict[str, Any], pieces: list[str], usage: dict[str, Any] | None, b: Behaviour, n: int = 1
 ) -> AsyncGenerator[bytes | None]:
-    """Yield the SSE byte events of one stream, sleeping as the behaviour asks; None means: cut the connection."""
+    """Yield the SSE byte events of one stream, sleeping as the behaviour asks; None means: cut the connection.
+    With `n > 1` every chunk carries each choice, the last piece of choice j ending in ` #j`."""
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
-        return {**base, "object": "chat.completion.chunk", "choices": [choice]}
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, final: bool = False) -> dict[str, Any]:
+        choices = [
+            {"index": j, "delta": {**delta, "content": delta["content"] + _nth(j)} if final else delta}
+            | {"finish_reason": finish_reason}
+            for j in range(n)
+        ]
+        return {**base, "object": "chat.completion.chunk", "choices": choices}
 
+    fingerprint = {k: v for k, v in base.items() if k == "system_fingerprint"}
+    if b.fingerprint_on == "usage":
+        base = {k: v for k, v in base.items() if k != "system_fingerprint"}
     await asyncio.sleep(b.delay_first_chunk)
     yield _sse(chunk({"role": "assistant", "content": ""}))
+    if b.fingerprint_on == "first":
+        base = {k: v for k, v in base.items() if k != "system_fingerprint"}
     # Position i is the i-th content chunk; position len(pieces) is the finish chunk.
     for i in range(len(pieces) + 1):
         if b.malformed and i == min(b.malformed_after, len(pieces)):
@@ -324,15 +385,24 @@ async def _chunks(
             await asyncio.sleep(b.stall_seconds)
         await asyncio.sleep(b.chunk_delay)
         if i < len(pieces):
-            yield _sse(chunk({"content": pieces[i]}))
+            yield _sse(chunk({"content": pieces[i]}, final=i == len(pieces) - 1))
     last = chunk({}, "stop")
     if usage is not None and b.usage_in_last_chunk:
         last["usage"] = usage
     yield _sse(last)
     if usage is not None and not b.usage_in_last_chunk:
-        yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        yield _sse({**base, **fingerprint, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     if not b.no_done:
         yield b"data: [DONE]\n\n"
+
+
+async def _sse_all(events: Iterator[dict[str, Any]], b: Behaviour) -> AsyncGenerator[bytes | None]:
+    """A legacy completions stream as SSE, paced like a chat stream."""
+    await asyncio.sleep(b.delay_first_chunk)
+    for event in events:
+        await asyncio.sleep(b.chunk_delay)
+        yield _sse(event)
+    yield b"data: [DONE]\n\n"
 
 
 def _sse(payload: Mapping[str, Any]) -> bytes:

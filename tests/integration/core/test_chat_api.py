@@ -152,7 +152,7 @@ def test_upstream_client_error_is_returned_not_retried(gateway_factory: GatewayF
 
 def test_legacy_completions(gateway_factory: GatewayFactory, upstreams) -> None:
     a, _ = upstreams
-    gw = gateway_factory(models(route(a)))
+    gw = gateway_factory(models(route(a, completions="translate")))
     result = client(gw.url).completions.create(model="m", prompt="Hello")
     assert result.object == "text_completion" and result.choices[0].text.startswith("[a]")
     assert a.requests[-1].body["messages"] == [{"role": "user", "content": "Hello"}]

@@ -23,7 +23,9 @@ TPM = 60
 class NoUsageUpstream(FakeUpstream):
     """The fake upstream, minus every `usage` it would report (as some OpenAI-compatible servers do)."""
 
-    def _complete(self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour) -> web.Response:
+    def _complete(
+        self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour, n: int = 1
+    ) -> web.Response:
         choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
         payload = {**base, "object": "chat.completion", "choices": [choice]}
         return web.json_response(payload, headers={"x-upstream-name": self.name})

@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from adapters.base import ProtocolError
+from adapters.base import ErrorFields, ProtocolError
 from adapters.kinds import KINDS
 from adapters.openai_compat import OpenAIAdapter, normalize_usage
 from adapters.sse import SSEDecoder
@@ -94,3 +94,15 @@ def test_cost_uses_cache_price_and_never_double_counts_reasoning() -> None:
     }
     assert call_cost(pricing, usage) == pytest.approx(0.5 + 0.05 + 2.0)
     assert call_cost(Pricing(), None, seconds=2.0, per_second=0.0003) == pytest.approx(0.0006)
+
+
+def test_error_fields_take_strings_only_and_mask_them() -> None:
+    adapter = OpenAIAdapter(KINDS["vllm"])
+    error = {"message": "m", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}
+    body = orjson.dumps({"error": error})
+    assert adapter.error_fields(body) == ErrorFields("invalid_request_error", "context_length_exceeded", "messages")
+    older_vllm = b'{"object": "error", "message": "m", "type": "BadRequestError", "param": null, "code": 400}'
+    assert adapter.error_fields(older_vllm) == ErrorFields("BadRequestError", "400", None)
+    leaky = b'{"error": {"param": "Bearer sk-live-abcdefghijklmnop", "code": "x"}}'
+    assert adapter.error_fields(leaky).param == "Bearer ***"
+    assert adapter.error_fields(b"<html>") == ErrorFields()

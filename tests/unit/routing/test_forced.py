@@ -43,7 +43,9 @@ class ScriptedAnswers(Answers):
         super().__init__(cast(HttpTransport, None))
         self.script, self.hits = script, {name: 0 for name in script}
 
-    async def complete(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
+    async def complete(
+        self, dep: DeploymentConfig, payload: dict[str, Any], budget: float, text: bool = False
+    ) -> dict[str, Any]:
         self.hits[dep.name] += 1
         error = self.script[dep.name]
         if error is not None:
