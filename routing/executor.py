@@ -83,12 +83,14 @@ def _outcome(exc: UpstreamError) -> str:
 
 
 def _meaningful(chunk: dict[str, Any]) -> bool:
-    """A chunk worth committing the stream for: content, a tool call, a finish reason or usage."""
+    """A chunk worth committing the stream for: content, reasoning (vLLM's and OpenRouter's `reasoning`, the older
+    `reasoning_content`), a tool call, a finish reason or usage."""
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
         if (
             delta.get("content")
             or delta.get("tool_calls")
+            or delta.get("reasoning")
             or delta.get("reasoning_content")
             or choice.get("finish_reason")
         ):
