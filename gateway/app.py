@@ -26,6 +26,7 @@ from gateway.lifespan import Services, running_services
 from gateway.logs import configure_logging, write_directly
 from gateway.middleware import RequestIdMiddleware
 from gateway.openai import endpoints as openai_api
+from gateway.openai import model_detail
 from gateway.ops import admin, health, metrics, stats
 from gateway.ops.reload import reload_config
 from gateway.routes import GuardedRoute, GuardedWebSocketRoute, unguarded
@@ -56,6 +57,14 @@ def routes() -> list[BaseRoute]:
         GuardedRoute("/completion", openai_api.completions, access=client, methods=post),
         GuardedRoute("/v1/models", openai_api.list_models, access=client, methods=get),
         GuardedRoute("/models", openai_api.list_models, access=client, methods=get),
+        GuardedRoute("/v1/models/{model_id:path}", model_detail.retrieve_model, access=client, methods=get),
+        GuardedRoute(
+            "/api/v1/models/{model_id:path}",
+            model_detail.openrouter_retrieve_model,
+            access=client,
+            methods=get,
+            refusal=openai_api.openrouter_refusal,
+        ),
         GuardedRoute(
             "/api/v1/models",
             openai_api.openrouter_models,
