@@ -247,6 +247,17 @@ class Executor:
         tries.pushed_once = tries.pushed is not None
         return tries.pushed_once
 
+    async def run(
+        self,
+        route: ModelRoute,
+        payload: dict[str, Any],
+        call: Call,
+        attempt: Attempt[T],
+        wants: ProviderRouting | None = None,
+    ) -> T:
+        """The retry loop over `route` with any other kind of attempt (embeddings: routing/embeddings.py)."""
+        return await self._run([Leg(route, payload)], call, attempt, None, wants)
+
     async def complete(
         self,
         route: ModelRoute,

@@ -16,7 +16,7 @@ from gateway.lifespan import Services
 from gateway.openai.formats import ChatFormat, identity
 from gateway.openai.relay import StreamRelay
 from gateway.openai.request import ChatRequest
-from gateway.requests import client_info, unroutable
+from gateway.requests import client_info, refuse_unserved, unroutable
 from gateway.telemetry.ledger import CallLedger
 from routing.errors import GatewayError
 from routing.executor import Leg
@@ -75,6 +75,8 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         legs = _legs(services, chat, route)
         if not legs:
             raise unroutable(model, chat.model)
+        for leg in legs:
+            refuse_unserved(leg.route.model, "chat")
         ledger.also_masks(leg.route.model for leg in legs[1:])
         await ledger.admit(chat.payload)
     except GatewayError as refused:

@@ -99,6 +99,7 @@ class ModelFile(DeploymentFields):
     owned_by: str = ""
     created: Count = 0
     strategy: str = ""
+    endpoints: list[Literal["chat", "embeddings"]] = Field(default=["chat"], min_length=1)
     kind: str = Field(default="", json_schema_extra=_KINDS)
     provider: str = Field(default="", json_schema_extra=_KINDS)
     route: list[DeploymentFile] = []

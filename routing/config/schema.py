@@ -107,6 +107,10 @@ class ModelConfig:
     strategy: str = ""
     rpm: int = 0
     tpm: int = 0
+    endpoints: tuple[str, ...] = ("chat",)  # what it serves: "chat" (chat and text completions), "embeddings"
+
+    def serves(self, endpoint: str) -> bool:
+        return endpoint in self.endpoints
 
     @property
     def enabled_deployments(self) -> tuple[DeploymentConfig, ...]:
