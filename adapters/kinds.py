@@ -20,6 +20,7 @@ class KindSpec:
     streams: bool = True
     in_process: bool = False  # served by the in-process mock transport: no URL, no socket, no probe
     drop_params: tuple[str, ...] = ()
+    reasoning: str = "effort"  # how a request's `reasoning` object reaches it (adapters/reasoning.py)
 
 
 KINDS: dict[str, KindSpec] = {

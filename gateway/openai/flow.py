@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.errors import APIError
 from gateway.lifespan import Services
 from gateway.openai.formats import ChatFormat, identity
+from gateway.openai.reasoning import WithoutReasoning
 from gateway.openai.relay import StreamRelay
 from gateway.openai.request import ChatRequest
 from gateway.requests import client_info, refuse_unserved, unroutable
@@ -88,6 +89,8 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         raise await ledger.crash(exc) from None
     first, then = legs[0], legs[1:]
     ledger.dispatched = True
+    if chat.hide_reasoning:
+        fmt = WithoutReasoning(fmt)
     if chat.stream:
         opener = partial(services.executor.stream, first.route, first.payload, ledger.call, None, chat.wants, then)
         return StreamRelay(opener, fmt, ledger, services.settings.keepalive_interval, chat.include_usage)

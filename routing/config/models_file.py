@@ -214,6 +214,8 @@ def _deployment(
         data_collection=d.data_collection or "",
         zdr=d.zdr,
         quantization="" if d is m else d.quantization.strip(),  # the shorthand's is the model's own
+        reasoning=d.reasoning or spec.reasoning,
+        thinking_switch=d.thinking_switch,
     )
 
 

@@ -71,6 +71,8 @@ class DeploymentFields(FileModel):
     data_collection: Literal["allow", "deny"] | None = None
     zdr: bool | None = None
     quantization: str = ""
+    reasoning: Literal["effort", "chat_template_kwargs", "openrouter", "drop"] | None = None
+    thinking_switch: str = Field(default="enable_thinking", min_length=1)
 
 
 class DeploymentFile(DeploymentFields):

@@ -79,6 +79,8 @@ class DeploymentConfig:
     data_collection: str = ""  # "allow" | "deny"; "" = by kind and side (routing/request_routing.py)
     zdr: bool | None = None  # zero data retention; None = as data_collection
     quantization: str = ""  # "" = the model's
+    reasoning: str = ""  # how a request's `reasoning` reaches it (adapters/reasoning.py); "" = its kind's
+    thinking_switch: str = "enable_thinking"  # the chat_template_kwargs key, for `reasoning: chat_template_kwargs`
 
     @property
     def key(self) -> str:

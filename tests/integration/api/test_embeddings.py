@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from tests.conftest import GatewayFactory
+from tests.integration.api.conftest import Client
 from tests.integration.api.rows import row, rows
 from tests.integration.core.conftest import models, route
 from tests.support.upstream import count_tokens, embedding_of
@@ -19,15 +20,11 @@ from tests.support.upstream import count_tokens, embedding_of
 TEXTS = ["the first text", "and a second one"]
 
 
-def client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=20)
-
-
 def embedder(*routes: dict, **extra: object) -> dict:
     return models(*routes, model_id="e", endpoints=["embeddings"], **extra)
 
 
-def test_float_and_base64_with_a_list_input(gateway_factory: GatewayFactory, upstreams) -> None:
+def test_float_and_base64_with_a_list_input(gateway_factory: GatewayFactory, upstreams, client: Client) -> None:
     a, _ = upstreams
     gw = gateway_factory(embedder(route(a)))
     c = client(gw.url)
@@ -61,7 +58,7 @@ def test_float_and_base64_with_a_list_input(gateway_factory: GatewayFactory, ups
     assert len(rows(gw)) == 4
 
 
-def test_falls_back_like_chat_and_reports_cost(gateway_factory: GatewayFactory, upstreams) -> None:
+def test_falls_back_like_chat_and_reports_cost(gateway_factory: GatewayFactory, upstreams, client: Client) -> None:
     a, b = upstreams
     a.behaviour = {"status": 503}
     gw = gateway_factory(embedder(route(a, weight=1), route(b, weight=0)))
@@ -74,7 +71,7 @@ def test_falls_back_like_chat_and_reports_cost(gateway_factory: GatewayFactory, 
     assert logged["fallback_used"] and [x["outcome"] for x in json.loads(logged["attempts"])] == ["error", "ok"]
 
 
-def test_each_model_serves_only_its_endpoints(gateway_factory: GatewayFactory, upstreams) -> None:
+def test_each_model_serves_only_its_endpoints(gateway_factory: GatewayFactory, upstreams, client: Client) -> None:
     a, b = upstreams
     config = {"models": [*embedder(route(a))["models"], *models(route(b))["models"]]}
     gw = gateway_factory(config)

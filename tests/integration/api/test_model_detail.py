@@ -8,22 +8,23 @@ import openai
 import pytest
 
 from tests.conftest import GatewayFactory
+from tests.integration.api.conftest import Client
 from tests.integration.core.conftest import models, route
 
 
-def test_retrieve_by_id_and_alias_matches_the_list(gateway_factory: GatewayFactory, upstreams) -> None:
+def test_retrieve_by_id_and_alias_matches_the_list(gateway_factory: GatewayFactory, upstreams, client: Client) -> None:
     a, _ = upstreams
     gw = gateway_factory(models(route(a), model_id="org/m"))
-    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key="k", max_retries=0)
+    c = client(gw.url)
     listed = httpx.get(f"{gw.url}/v1/models").json()["data"][0]
-    model = client.models.retrieve("org/m")
+    model = c.models.retrieve("org/m")
     assert model.id == "org/m" and model.object == "model" and model.owned_by == listed["owned_by"]
-    raw = client.models.with_raw_response.retrieve("org/m")
+    raw = c.models.with_raw_response.retrieve("org/m")
     assert raw.http_request.url.raw_path.endswith(b"/models/org%2Fm")  # the SDK percent-encodes the `/`
     assert raw.http_response.json() == listed
-    assert client.models.retrieve("org/m-alias").id == "org/m"
+    assert c.models.retrieve("org/m-alias").id == "org/m"
     with pytest.raises(openai.NotFoundError) as caught:
-        client.models.retrieve("org/nope")
+        c.models.retrieve("org/nope")
     error = caught.value.body
     assert isinstance(error, dict) and error["code"] == "model_not_found" and error["type"] == "invalid_request_error"
     assert "org/nope" in error["message"] and caught.value.response.headers["x-should-retry"] == "false"

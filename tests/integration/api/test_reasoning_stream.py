@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-import openai
 import pytest
 
 from tests.conftest import GatewayFactory
+from tests.integration.api.conftest import Client
 from tests.integration.api.rows import row
 from tests.integration.core.conftest import models, route
 
@@ -16,13 +16,9 @@ MESSAGES = [{"role": "user", "content": "Think, then answer."}]
 THINK = "First I consider the question, then I weigh each option, then I decide on one answer."
 
 
-def client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0, timeout=20)
-
-
 @pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
 def test_think_longer_than_first_token_timeout_streams_and_does_not_fall_back(
-    gateway_factory: GatewayFactory, upstreams, field: str
+    gateway_factory: GatewayFactory, upstreams, field: str, client: Client
 ) -> None:
     a, b = upstreams
     # six pieces 0.4 s apart: 2.4 s of thinking against a 1 s first-token timeout
@@ -49,7 +45,7 @@ def test_think_longer_than_first_token_timeout_streams_and_does_not_fall_back(
     assert logged["status_code"] == 200 and logged["deployment"] == "a" and not logged["fallback_used"]
 
 
-def test_non_streamed_reasoning_passes_through(gateway_factory: GatewayFactory, upstreams) -> None:
+def test_non_streamed_reasoning_passes_through(gateway_factory: GatewayFactory, upstreams, client: Client) -> None:
     a, _ = upstreams
     a.behaviour = {"reasoning": THINK, "reasoning_tokens": 7}
     gw = gateway_factory(models(route(a)))
