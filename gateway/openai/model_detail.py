@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import URL
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.errors import APIError
 from gateway.lifespan import Services
@@ -26,12 +27,19 @@ def _served(request: Request) -> ModelRoute:
     return route
 
 
-async def retrieve_model(request: Request) -> JSONResponse:
+def _to_list(request: Request) -> Response | None:
+    """`/v1/models/` (no id) is the list, redirected as Starlette redirects any path that differs by its slash."""
+    if request.path_params["model_id"]:
+        return None
+    return RedirectResponse(URL(scope={**request.scope, "path": request.url.path.rstrip("/")}))
+
+
+async def retrieve_model(request: Request) -> Response:
     services: Services = request.app.state.services
-    return JSONResponse(model_entry(_served(request), int(services.started_at)))
+    return _to_list(request) or JSONResponse(model_entry(_served(request), int(services.started_at)))
 
 
 @speaks_openrouter
-async def openrouter_retrieve_model(request: Request) -> JSONResponse:
+async def openrouter_retrieve_model(request: Request) -> Response:
     services: Services = request.app.state.services
-    return JSONResponse(openrouter_model(_served(request), int(services.started_at)))
+    return _to_list(request) or JSONResponse(openrouter_model(_served(request), int(services.started_at)))

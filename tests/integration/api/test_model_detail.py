@@ -38,3 +38,11 @@ def test_openrouter_surface_retrieves_in_its_shapes(gateway_factory: GatewayFact
     missing = httpx.get(f"{gw.url}/api/v1/models/org/nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == 404
     assert missing.json()["error"]["metadata"]["gateway_code"] == "model_not_found"
+
+
+def test_a_trailing_slash_is_still_the_list(gateway_factory: GatewayFactory, upstreams) -> None:
+    a, _ = upstreams
+    gw = gateway_factory(models(route(a)))
+    for prefix in ("/v1", "/api/v1"):
+        moved = httpx.get(f"{gw.url}{prefix}/models/")
+        assert moved.status_code in (307, 308) and moved.headers["location"].endswith(f"{prefix}/models")
