@@ -24,6 +24,12 @@ class Endpoint(Protocol):
     @property
     def region(self) -> str: ...
 
+    @property
+    def reasoning(self) -> str: ...
+
+    @property
+    def thinking_switch(self) -> str: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ErrorFields:

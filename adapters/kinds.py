@@ -21,6 +21,7 @@ class KindSpec:
     in_process: bool = False  # served by the in-process mock transport: no URL, no socket, no probe
     drop_params: tuple[str, ...] = ()
     native_completions: bool = False  # serves `/v1/completions` itself: legacy completions pass through untouched
+    reasoning: str = "effort"  # how a request's `reasoning` object reaches it (adapters/reasoning.py)
 
 
 KINDS: dict[str, KindSpec] = {

@@ -9,6 +9,7 @@ import orjson
 
 from adapters.base import Endpoint, ErrorFields, ProtocolError, StreamEvent, UpstreamRequest
 from adapters.kinds import KindSpec
+from adapters.reasoning import shape_reasoning
 from adapters.redact import one_line
 
 _DONE = b"[DONE]"
@@ -25,6 +26,7 @@ class OpenAIAdapter:
     def build(self, dep: Endpoint, payload: dict[str, Any], stream: bool) -> UpstreamRequest:
         body = {k: v for k, v in payload.items() if k not in self.spec.drop_params}
         body["model"] = dep.provider_model_id
+        shape_reasoning(body, dep.reasoning or self.spec.reasoning, dep.thinking_switch)
         if stream:
             body["stream"] = True
             options = dict(body.get("stream_options") or {})

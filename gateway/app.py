@@ -25,6 +25,7 @@ from gateway.errors import gateway_error_handler, http_error_handler, unhandled_
 from gateway.lifespan import Services, running_services
 from gateway.logs import configure_logging, write_directly
 from gateway.middleware import RequestIdMiddleware
+from gateway.openai import embeddings, model_detail
 from gateway.openai import endpoints as openai_api
 from gateway.ops import admin, health, metrics, stats
 from gateway.ops.reload import reload_config
@@ -53,9 +54,25 @@ def routes() -> list[BaseRoute]:
             refusal=openai_api.openrouter_refusal,
         ),
         GuardedRoute("/v1/completions", openai_api.completions, access=client, methods=post),
+        GuardedRoute("/v1/embeddings", embeddings.embeddings, access=client, methods=post),
+        GuardedRoute(
+            "/api/v1/embeddings",
+            embeddings.openrouter_embeddings,
+            access=client,
+            methods=post,
+            refusal=openai_api.openrouter_refusal,
+        ),
         GuardedRoute("/completion", openai_api.completions, access=client, methods=post),
         GuardedRoute("/v1/models", openai_api.list_models, access=client, methods=get),
         GuardedRoute("/models", openai_api.list_models, access=client, methods=get),
+        GuardedRoute("/v1/models/{model_id:path}", model_detail.retrieve_model, access=client, methods=get),
+        GuardedRoute(
+            "/api/v1/models/{model_id:path}",
+            model_detail.openrouter_retrieve_model,
+            access=client,
+            methods=get,
+            refusal=openai_api.openrouter_refusal,
+        ),
         GuardedRoute(
             "/api/v1/models",
             openai_api.openrouter_models,

@@ -76,3 +76,20 @@ def unroutable(model: ModelConfig | None, name: str) -> APIError:
         )
     why = "; ".join(f"{d.name}: {d.disabled_reason or 'disabled'}" for d in model.deployments) or "none configured"
     return APIError(503, f"no deployment of model {model.id} is available: {why}", code="no_deployment_available")
+
+
+_ENDPOINT_PATHS = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
+
+
+def refuse_unserved(model: ModelConfig, endpoint: str) -> None:
+    """400 for a call to an endpoint the model does not declare (`endpoints:` in models.yaml), naming what it does."""
+    if model.serves(endpoint):
+        return
+    serves = ", ".join(_ENDPOINT_PATHS.get(e, e) for e in model.endpoints)
+    raise APIError(
+        400,
+        f"model {model.id} does not serve {endpoint} (it serves {serves}); use a model that lists "
+        f"`{endpoint}` in its endpoints",
+        code="unsupported_endpoint",
+        param="model",
+    )

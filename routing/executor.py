@@ -84,13 +84,15 @@ def _outcome(exc: UpstreamError) -> str:
 
 
 def _meaningful(chunk: dict[str, Any]) -> bool:
-    """A chunk worth committing the stream for: content, a tool call, a finish reason or usage."""
+    """A chunk worth committing the stream for: content, reasoning (vLLM's and OpenRouter's `reasoning`, the older
+    `reasoning_content`), a tool call, a finish reason or usage."""
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
         if (
             delta.get("content")
             or choice.get("text")
             or delta.get("tool_calls")
+            or delta.get("reasoning")
             or delta.get("reasoning_content")
             or choice.get("finish_reason")
         ):
@@ -246,6 +248,17 @@ class Executor:
         )
         tries.pushed_once = tries.pushed is not None
         return tries.pushed_once
+
+    async def run(
+        self,
+        route: ModelRoute,
+        payload: dict[str, Any],
+        call: Call,
+        attempt: Attempt[T],
+        wants: ProviderRouting | None = None,
+    ) -> T:
+        """The retry loop over `route` with any other kind of attempt (embeddings: routing/embeddings.py)."""
+        return await self._run([Leg(route, payload)], call, attempt, None, wants)
 
     async def complete(
         self,

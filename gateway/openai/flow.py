@@ -14,9 +14,10 @@ from starlette.types import Receive, Scope, Send
 from gateway.errors import APIError
 from gateway.lifespan import Services
 from gateway.openai.formats import ChatFormat, identity
+from gateway.openai.reasoning import WithoutReasoning
 from gateway.openai.relay import StreamRelay
 from gateway.openai.request import ChatRequest
-from gateway.requests import client_info, unroutable
+from gateway.requests import client_info, refuse_unserved, unroutable
 from gateway.telemetry.ledger import CallLedger
 from routing.errors import GatewayError
 from routing.executor import Leg
@@ -80,6 +81,8 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         legs = _legs(services, chat, route)
         if not legs:
             raise unroutable(model, chat.model)
+        for leg in legs:
+            refuse_unserved(leg.route.model, "chat")
         ledger.also_masks(leg.route.model for leg in legs[1:])
         await ledger.admit(chat.payload)
     except GatewayError as refused:
@@ -92,6 +95,8 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     first, then = legs[0], legs[1:]
     ledger.body = _as_sent(chat.original, first.payload)
     ledger.dispatched = True
+    if chat.hide_reasoning:
+        fmt = WithoutReasoning(fmt)
     if chat.stream:
         opener = partial(
             services.executor.stream, first.route, first.payload, ledger.call, None, chat.wants, then, fmt.legacy

@@ -59,4 +59,5 @@ def model_entry(route: ModelRoute, created: int) -> dict[str, Any]:
         "quantization": m.quantization,
         "aliases": list(m.aliases),
         "providers": sorted({d.provider for d in deps}),
+        "endpoints": list(m.endpoints),
     }

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import APIError
+from gateway.openai.reasoning import hides_reasoning
 from gateway.openai.routing_fields import fallback_models, provider_routing, split_variant
 from routing.request_routing import ProviderRouting
 
@@ -27,6 +28,7 @@ class ChatRequest:
     original: dict[str, Any]
     fallbacks: tuple[str, ...] = ()
     wants: ProviderRouting | None = None
+    hide_reasoning: bool = False  # `reasoning.exclude`: the answer carries no reasoning
 
 
 def _bad(param: str, message: str) -> APIError:
@@ -131,4 +133,5 @@ def _parse(body: dict[str, Any]) -> ChatRequest:
         original=body,
         fallbacks=fallbacks,
         wants=provider_routing(body, variant),
+        hide_reasoning=hides_reasoning(body),
     )

@@ -94,7 +94,24 @@ def _model(
         strategy=m.strategy,
         rpm=m.rpm,
         tpm=m.tpm,
+        endpoints=_endpoints(file, path, m, deployments),
     )
+
+
+def _endpoints(file: str, path: str, m: ModelFile, deployments: list[DeploymentConfig]) -> tuple[str, ...]:
+    """What the model serves; embeddings only from deployments that speak OpenAI's schema over the network."""
+    endpoints = tuple(dict.fromkeys(m.endpoints))
+    if "embeddings" in endpoints:
+        for j, dep in enumerate(deployments):
+            spec = kind_spec(dep.kind)
+            if spec is None or spec.schema != "openai" or spec.in_process:
+                raise ConfigError(
+                    file,
+                    f"{path}.route[{j}].kind" if m.route else f"{path}.kind",
+                    f"kind {dep.kind!r} cannot serve embeddings",
+                    "use an OpenAI-compatible kind (openai, vllm, gemini...) or drop `embeddings` from `endpoints`",
+                )
+    return endpoints
 
 
 def _deployments(
@@ -198,6 +215,8 @@ def _deployment(
         zdr=d.zdr,
         quantization=d.quantization.strip() if isinstance(d, DeploymentFile) else "",
         completions=_completions(site, d.completions, spec.native_completions, spec.schema),
+        reasoning=d.reasoning or spec.reasoning,
+        thinking_switch=d.thinking_switch,
     )
 
 

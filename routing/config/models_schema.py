@@ -71,6 +71,8 @@ class DeploymentFields(FileModel):
     data_collection: Literal["allow", "deny"] | None = None
     zdr: bool | None = None
     completions: Literal["native", "translate"] | None = None
+    reasoning: Literal["effort", "chat_template_kwargs", "openrouter", "drop"] | None = None
+    thinking_switch: str = Field(default="enable_thinking", min_length=1)
 
 
 class DeploymentFile(DeploymentFields):
@@ -100,6 +102,7 @@ class ModelFile(DeploymentFields):
     owned_by: str = ""
     created: Count = 0
     strategy: str = ""
+    endpoints: list[Literal["chat", "embeddings"]] = Field(default=["chat"], min_length=1)
     kind: str = Field(default="", json_schema_extra=_KINDS)
     provider: str = Field(default="", json_schema_extra=_KINDS)
     route: list[DeploymentFile] = []

@@ -80,6 +80,8 @@ class DeploymentConfig:
     zdr: bool | None = None  # zero data retention; None = as data_collection
     quantization: str = ""  # "" = the model's
     completions: str = "translate"  # `native`: /v1/completions passed through; `translate`: mapped onto chat
+    reasoning: str = ""  # how a request's `reasoning` reaches it (adapters/reasoning.py); "" = its kind's
+    thinking_switch: str = "enable_thinking"  # the chat_template_kwargs key, for `reasoning: chat_template_kwargs`
 
     @property
     def key(self) -> str:
@@ -108,6 +110,10 @@ class ModelConfig:
     strategy: str = ""
     rpm: int = 0
     tpm: int = 0
+    endpoints: tuple[str, ...] = ("chat",)  # what it serves: "chat" (chat and text completions), "embeddings"
+
+    def serves(self, endpoint: str) -> bool:
+        return endpoint in self.endpoints
 
     @property
     def enabled_deployments(self) -> tuple[DeploymentConfig, ...]:

@@ -7,21 +7,26 @@ after N content chunks), stall_after (+ stall_seconds: go silent after N content
 malformed (+ malformed_after), reply, chunks, no_done, usage_in_last_chunk, reasoning_tokens, cached_tokens,
 context_length (a prompt with more tokens gets OpenAI's 400 `context_length_exceeded`), error (with a 4xx/5xx
 status: the error object to answer with), system_fingerprint (in every response, and in a stream's chunks as
-fingerprint_on says: `all`, as OpenAI; `first`; `usage`, only in the usage chunk, as vLLM 0.32), health_status and
-health_delay (for GET /health and /v1/models, taken from the instance behaviour only).
+fingerprint_on says: `all`, as OpenAI; `first`; `usage`, only in the usage chunk, as vLLM 0.32), reasoning
+(+ reasoning_field, reasoning_chunks, reasoning_delay: a think streamed before the reply, as vLLM's
+`delta.reasoning`, or `message.reasoning` when not streamed), health_status and health_delay (for GET /health
+and /v1/models, taken from the instance behaviour only).
 `POST /v1/completions` answers as vLLM and OpenAI do (tests/support/completions.py), with the same behaviours.
+POST /v1/embeddings answers deterministic vectors.
 Every response carries `x-upstream-name`; the default reply starts with `[<name>]`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import itertools
 import json
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
@@ -35,6 +40,7 @@ from tests.support.loop_server import LoopServer
 
 CHAT_PATH = "/v1/chat/completions"
 COMPLETIONS_PATH = "/v1/completions"
+EMBEDDINGS_PATH = "/v1/embeddings"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORDS = "The quick brown fox jumps over the lazy dog".split()
 _ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 429: "rate_limit_error"}
@@ -92,6 +98,10 @@ class Behaviour:
     fingerprint_on: str = "all"
     health_status: int = 200
     health_delay: float = 0.0
+    reasoning: str | None = None
+    reasoning_field: str = "reasoning"
+    reasoning_chunks: int = 3
+    reasoning_delay: float = 0.0
 
     @classmethod
     def merge(cls, *layers: Mapping[str, Any] | None) -> Behaviour:
@@ -187,6 +197,7 @@ class FakeUpstream(LoopServer):
         app = web.Application()
         app.router.add_post(CHAT_PATH, self._chat)
         app.router.add_post(COMPLETIONS_PATH, self._chat)
+        app.router.add_post(EMBEDDINGS_PATH, self._embeddings)
         app.router.add_get("/v1/models", self._get)
         app.router.add_get("/health", self._get)
         # handler_cancellation: a client that goes away cancels the handler, so a disconnect is seen at once.
@@ -303,6 +314,38 @@ class FakeUpstream(LoopServer):
         finally:
             record.ended.set()
 
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """OpenAI's embeddings: one vector per input (a string, strings, or token arrays), float or base64."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        record = self._record(request, body)
+        record.ended.set()
+        if not isinstance(body, dict) or "input" not in body:
+            return self._error(400, "body must be a JSON object with `input`")
+        try:
+            behaviour = Behaviour.merge(self._behaviour, (body.get("x_test") or {}).get(self.name))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return self._error(400, f"x_test: {exc}")
+        await asyncio.sleep(behaviour.delay_headers)
+        if behaviour.status >= 400:
+            return self._error(behaviour.status, f"simulated {behaviour.status}", behaviour.retry_after)
+        raw = body["input"]
+        items = [raw] if isinstance(raw, str) or (raw and isinstance(raw[0], int)) else list(raw)
+        dims = int(body.get("dimensions") or 4)
+        data = []
+        for i, item in enumerate(items):
+            vector = embedding_of(item, dims)
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": encoded})
+        tokens = sum(count_tokens(t) if isinstance(t, str) else len(t) for t in items)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        payload = {"object": "list", "data": data, "model": body.get("model", self.models[0]), "usage": usage}
+        return web.json_response(payload, headers=self._headers())
+
     def _complete(
         self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour, n: int = 1
     ) -> web.Response:
@@ -310,10 +353,12 @@ class FakeUpstream(LoopServer):
             return web.Response(
                 text="<html>upstream exploded", content_type="application/json", headers=self._headers()
             )
-        choices = [
-            {"index": j, "message": {"role": "assistant", "content": reply + _nth(j)}, "finish_reason": "stop"}
-            for j in range(n)
-        ]
+        choices = []
+        for j in range(n):
+            message = {"role": "assistant", "content": reply + _nth(j)}
+            if b.reasoning is not None:
+                message[b.reasoning_field] = b.reasoning
+            choices.append({"index": j, "message": message, "finish_reason": "stop"})
         payload = {**base, "object": "chat.completion", "choices": choices, "usage": usage}
         return web.json_response(payload, status=b.status, headers=self._headers())
 
@@ -331,6 +376,12 @@ class FakeUpstream(LoopServer):
                     return response, True
                 await response.write(event)
         return response, False
+
+
+def embedding_of(item: str | Sequence[int], dims: int) -> list[float]:
+    """The fake's vector for one input: deterministic, exact in float32 (multiples of 1/8)."""
+    seed = sum(map(ord, item)) if isinstance(item, str) else sum(item)
+    return [((seed + k) % 16) / 8.0 for k in range(dims)]
 
 
 def _usage(prompt: int, completion: int, b: Behaviour) -> dict[str, Any]:
@@ -374,6 +425,9 @@ async def _chunks(
     yield _sse(chunk({"role": "assistant", "content": ""}))
     if b.fingerprint_on == "first":
         base = {k: v for k, v in base.items() if k != "system_fingerprint"}
+    for piece in split_reply(b.reasoning, b.reasoning_chunks) if b.reasoning else ():
+        await asyncio.sleep(b.reasoning_delay)
+        yield _sse(chunk({b.reasoning_field: piece}))
     # Position i is the i-th content chunk; position len(pieces) is the finish chunk.
     for i in range(len(pieces) + 1):
         if b.malformed and i == min(b.malformed_after, len(pieces)):
