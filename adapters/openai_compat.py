@@ -11,6 +11,9 @@ from adapters.kinds import KindSpec
 from adapters.redact import one_line
 
 _DONE = b"[DONE]"
+# vLLM's finish reason when it stopped a request itself (engine abort, preemption, shutdown): not an OpenAI value,
+# and not an answer: the upstream failed, so the call fails over (before the first byte) or ends with the error chunk
+ABORTED = 'the upstream aborted the generation (finish_reason "abort")'
 
 
 class OpenAIAdapter:
@@ -45,6 +48,8 @@ class OpenAIAdapter:
             raise ProtocolError("upstream returned a body that is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise ProtocolError("upstream response has no `choices` list")
+        if _aborted(data):
+            raise ProtocolError(ABORTED)
         if data.get("usage"):
             data["usage"] = normalize_usage(data["usage"])
         return data
@@ -62,6 +67,8 @@ class OpenAIAdapter:
             return StreamEvent(error=_error_text(chunk["error"]))
         if chunk.get("object") == "error":
             return StreamEvent(error=one_line(chunk.get("message", "upstream error")))
+        if _aborted(chunk):
+            return StreamEvent(error=ABORTED)
         if chunk.get("usage"):
             chunk["usage"] = normalize_usage(chunk["usage"])
         return StreamEvent(chunk=chunk)
@@ -78,6 +85,11 @@ class OpenAIAdapter:
             if "message" in data:
                 return one_line(data["message"])
         return f"upstream returned HTTP {status}"
+
+
+def _aborted(data: dict[str, Any]) -> bool:
+    choices = data.get("choices")
+    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") == "abort" for c in choices)
 
 
 def _error_text(error: Any) -> str:

@@ -4,7 +4,8 @@ A chat request may carry `x_test: {"<upstream name>": {...}, "*": {...}}`; the u
 instance `behaviour`, overridden by `x_test["*"]`, overridden by `x_test[name]`. Behaviour keys:
 status (+ retry_after), delay_headers, delay_first_chunk, chunk_delay, cut_after (abort the TCP connection
 after N content chunks), stall_after (+ stall_seconds: go silent after N content chunks, then carry on),
-malformed (+ malformed_after), reply, chunks, no_done, usage_in_last_chunk, reasoning_tokens, cached_tokens,
+malformed (+ malformed_after), reply, chunks, finish_reason (of the last chunk, e.g. vLLM's "abort"), no_done,
+usage_in_last_chunk, reasoning_tokens, cached_tokens,
 health_status and health_delay (for GET /health and /v1/models, taken from the instance behaviour only).
 Every response carries `x-upstream-name`; the default reply starts with `[<name>]`.
 """
@@ -76,6 +77,7 @@ class Behaviour:
     malformed_after: int = 0
     reply: str | None = None
     chunks: int = 5
+    finish_reason: str = "stop"
     no_done: bool = False
     usage_in_last_chunk: bool = False
     reasoning_tokens: int | None = None
@@ -272,7 +274,7 @@ class FakeUpstream(LoopServer):
                 text="<html>upstream exploded", content_type="application/json", headers=self._headers()
             )
         message = {"role": "assistant", "content": reply}
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        choice = {"index": 0, "message": message, "finish_reason": b.finish_reason}
         payload = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
         return web.json_response(payload, status=b.status, headers=self._headers())
 
@@ -325,7 +327,7 @@ async def _chunks(
         await asyncio.sleep(b.chunk_delay)
         if i < len(pieces):
             yield _sse(chunk({"content": pieces[i]}))
-    last = chunk({}, "stop")
+    last = chunk({}, b.finish_reason)
     if usage is not None and b.usage_in_last_chunk:
         last["usage"] = usage
     yield _sse(last)
