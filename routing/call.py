@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.config.schema import DeploymentConfig
+from routing.transcript import Transcript
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class Call:
     upstream_wait: float = 0.0
     usage: dict[str, Any] | None = None
     finish_reason: str = ""
-    text: list[str] = field(default_factory=list)
+    text: Transcript = field(default_factory=Transcript)  # what the call relayed, bounded for the row
     cancelled: bool = False
 
     @property

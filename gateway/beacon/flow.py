@@ -184,9 +184,9 @@ async def run_inference(
             raise unroutable(model, req.model)
         await ledger.admit(payload)
         ledger.dispatched = True
-        await _execute(services, route, payload, ledger, req, on_chunk)
+        text = await _execute(services, route, payload, ledger, req, on_chunk)
         scrub(call, ledger.secrets)
-        body = success(call, "".join(call.text), route.model.id, req.trace_id, ledger.cost())
+        body = success(call, text, route.model.id, req.trace_id, ledger.cost())
     except GatewayError as exc:
         error = await ledger.fail(exc)
         scrub(call, ledger.secrets)
@@ -208,16 +208,22 @@ async def _execute(
     ledger: CallLedger,
     req: InferenceRequest,
     on_chunk: OnChunk | None,
-) -> None:
+) -> str:
+    """The answer's text, whole (the call's own transcript is bounded for the row)."""
     if on_chunk is None:
-        await services.executor.complete(route, payload, ledger.call, req.prefs)
-        return
+        result = await services.executor.complete(route, payload, ledger.call, req.prefs)
+        choices = result.get("choices") or [{}]
+        content = (choices[0].get("message") or {}).get("content")
+        return content if isinstance(content, str) else ""
+    pieces: list[str] = []
     upstream = await services.executor.stream(route, payload, ledger.call, req.prefs)
     try:
         async for chunk in upstream.chunks():
             for choice in chunk.get("choices") or ():
                 piece = (choice.get("delta") or {}).get("content")
                 if piece:
+                    pieces.append(piece)
                     await on_chunk(piece)
     finally:
         await upstream.aclose()
+    return "".join(pieces)

@@ -27,6 +27,7 @@ from routing.limits.admission import settled_tokens
 from routing.limits.ratelimit import Denial, RateLimiter, Reservation, client_limit, estimate_tokens
 from routing.limits.streams import Lease, StreamCap
 from routing.stream import total_tokens
+from routing.transcript import Transcript
 
 log = logging.getLogger("gateway.calls")
 
@@ -52,10 +53,11 @@ class Bookkeeper:
         limiter: RateLimiter,
         client_limits: ClientLimits,
         log_content: bool,
+        max_text: int = 0,
     ) -> None:
         self.metrics, self.events, self.call_log = metrics, events, call_log
         self.stream_cap, self.limiter, self.client_limits = stream_cap, limiter, client_limits
-        self.log_content = log_content
+        self.log_content, self.max_text = log_content, max_text
 
     def open(
         self,
@@ -68,7 +70,9 @@ class Bookkeeper:
     ) -> CallLedger:
         """A ledger for one call of `asked` (a public id or alias; `model` is what it resolved to, if anything)."""
         # a made-up model name goes in the row (what was asked) but never in a metric label (unbounded)
-        call = Call(request_id=request_id, model_id=model.id if model else asked[:200], stream=stream)
+        model_id = model.id if model else asked[:200]
+        text = Transcript(self.max_text)  # what the call relays is held for the row up to CALL_LOG_MAX_TEXT
+        call = Call(request_id=request_id, model_id=model_id, stream=stream, text=text)
         return CallLedger(self, call, model, body, client)
 
 
@@ -193,7 +197,15 @@ class CallLedger:
         books, call = self.books, self.call
         try:
             return build_record(
-                call, self.body, status, error, self.client, books.log_content, self.cost(), self.secrets
+                call,
+                self.body,
+                status,
+                error,
+                self.client,
+                books.log_content,
+                self.cost(),
+                self.secrets,
+                books.max_text,
             )
         except Exception as exc:  # a record that cannot be built is still a call: it must leave a row
             log.error("call %s: its row could not be built (%s); writing a reduced row", call.request_id, exc)

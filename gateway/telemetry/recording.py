@@ -14,6 +14,7 @@ from gateway.calllog.record import CallRecord
 from routing.call import Call
 from routing.config.schema import DeploymentConfig
 from routing.cost import call_cost, usage_numbers
+from routing.transcript import head_and_tail
 
 # Header names whose values are credentials (Azure's `api-key`, Anthropic's `x-api-key`, custom auth headers).
 _AUTH_HEADER = ("key", "auth", "token", "secret")
@@ -92,10 +93,13 @@ def build_record(
     log_content: bool,
     cost: float,
     secrets: tuple[str, ...] = (),
+    max_text: int = 0,
 ) -> CallRecord:
     """The api_logs row for a call; prompt and response text only when content logging is on.
 
-    `cost` is the figure the client was shown (cost_of, priced once); `secrets` are masked in error text.
+    `cost` is the figure the client was shown (cost_of, priced once); `secrets` are masked in error text. Prompt
+    and response longer than `max_text` characters (0: no cap) keep their head and tail; the metadata records
+    their full length and that they were cut.
     """
     scrub(call, secrets)
     prompt, completion, reasoning, cached, total = usage_numbers(call.usage)
@@ -108,6 +112,15 @@ def build_record(
         metadata["x_title"] = client.title[:200]
     if call.cancelled:
         metadata["cancelled"] = True
+    prompt_text = response_text = None
+    if log_content:
+        prompt_text = orjson.dumps(payload.get("messages")).decode()
+        if max_text and len(prompt_text) > max_text:
+            metadata["prompt_chars"], metadata["prompt_cut"] = len(prompt_text), True
+            prompt_text = head_and_tail(prompt_text, max_text)
+        response_text = call.text.text()
+        if call.text.cut:
+            metadata["response_chars"], metadata["response_cut"] = call.text.length, True
     return CallRecord(
         request_id=call.request_id,
         started_at=call.started_wall,
@@ -137,7 +150,7 @@ def build_record(
         api_key_name=client.api_key_name,
         client_ip=client.ip,
         endpoint=client.endpoint,
-        prompt=orjson.dumps(payload.get("messages")).decode() if log_content else None,
-        response="".join(call.text) if log_content else None,
+        prompt=prompt_text,
+        response=response_text,
         metadata=metadata,
     )
