@@ -221,7 +221,9 @@ class Executor:
             except UpstreamError as exc:
                 await self.guards.failed(admitted, exc)
                 raise
-            except BaseException:
+            except BaseException:  # cancelled: the client left (or shutdown); the attempt still ran until now
+                call.upstream_wait += time.perf_counter() - began
+                call.add_attempt(dep, "cancelled", None, began, "cancelled before the upstream answered")
                 await self.guards.abandoned(admitted)
                 raise
             elapsed = time.perf_counter() - began

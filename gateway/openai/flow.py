@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.disconnect import ClientGone, unless_gone
+from gateway.errors import APIError
 from gateway.lifespan import Services
 from gateway.openai.formats import ChatFormat, identity
 from gateway.openai.relay import StreamRelay
@@ -64,13 +66,17 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         return StreamRelay(opener, fmt, ledger, services.settings.keepalive_interval, chat.include_usage)
     call = ledger.call
     try:
-        result = await services.executor.complete(route, payload, call)
+        result = await unless_gone(request.receive, services.executor.complete(route, payload, call))
         dep = call.deployment
         body = fmt.response(result, identity(request_id, route.model.id, dep.provider if dep else ""), ledger.usage())
     except GatewayError as exc:
         raise await ledger.fail(exc) from None
+    except ClientGone:  # its upstream request is cancelled (closed) already; the row says what was spent
+        call.cancelled = True
+        gone = APIError(499, "client disconnected before the answer", code="client_disconnected")
+        raise await ledger.fail(gone) from None
     except asyncio.CancelledError:
-        # uvicorn cancels a plain handler only at shutdown (it does not watch disconnects for it)
+        # not the client (unless_gone turns a disconnect into ClientGone): the server is shutting down
         await ledger.cancelled("call cancelled: the gateway was shutting down")
         raise
     except Exception as exc:

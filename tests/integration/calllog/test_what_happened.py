@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from typing import Any
@@ -10,7 +11,9 @@ import httpx
 import openai
 
 from tests.conftest import GatewayFactory
+from tests.integration.beacon.test_beacon_ledger import golem_config
 from tests.integration.core.conftest import models, route
+from tests.support.beacon_upstreams import FakeGolem
 from tests.support.gateway import ThreadGateway
 from tests.support.sse import parse_sse
 from tests.support.upstream import FakeUpstream
@@ -28,15 +31,16 @@ def rows(gw: ThreadGateway) -> dict[str, dict[str, Any]]:
         conn.close()
 
 
-def wait_row(gw: ThreadGateway, request_id: str, within: float = 5.0) -> dict[str, Any]:
-    """A disconnect is booked after the client has gone: poll for its row."""
+def only_row(gw: ThreadGateway, within: float = 5.0) -> dict[str, Any]:
+    """A disconnect is booked after the client has gone (and never saw the call's id): poll for the one row."""
     end = time.monotonic() + within
     while time.monotonic() < end:
-        row = rows(gw).get(request_id)
-        if row is not None:
-            return row
+        found = list(rows(gw).values())
+        if found:
+            assert len(found) == 1
+            return found[0]
         time.sleep(0.05)
-    raise AssertionError(f"no row for {request_id}")
+    raise AssertionError("no row")
 
 
 def test_vllm_abort_after_the_first_byte_is_the_mid_stream_failure(
@@ -75,3 +79,46 @@ def test_vllm_abort_before_any_byte_falls_back(
     whole = sdk.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
     assert whole.headers["x-gateway-deployment"] == "b"
     assert whole.parse().choices[0].finish_reason == "stop"
+
+
+def test_a_client_that_leaves_a_non_streamed_call_stops_it(
+    gateway_factory: GatewayFactory, upstreams: tuple[FakeUpstream, FakeUpstream]
+) -> None:
+    """The upstream used to run to the end and the row said 200 after 4 s."""
+    a, _ = upstreams
+    a.behaviour = {"delay_headers": 4}
+    gw = gateway_factory(models(route(a)))
+    with httpx.Client(base_url=gw.url, timeout=0.5) as http:
+        try:
+            http.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES})
+        except httpx.ReadTimeout:
+            pass
+        else:
+            raise AssertionError("the call answered before the upstream did")
+    record = a.requests[-1]
+    assert record.ended.wait(2), "the upstream request still ran after the client left"
+    assert record.client_disconnected
+    row = only_row(gw)
+    assert row["status_code"] == 499 and "disconnected" in row["error"]
+    assert 400 < row["latency_ms"] < 2500
+    (attempt,) = json.loads(row["attempts"])
+    assert attempt["deployment"] == "a" and attempt["outcome"] == "cancelled" and attempt["duration_ms"] > 400
+    assert json.loads(row["metadata"])["cancelled"] is True
+
+
+def test_a_client_that_leaves_a_beacon_inference_stops_it(gateway_factory: GatewayFactory) -> None:
+    with FakeGolem.in_thread("golem-us", "us-east", {"delay": 4}) as node:
+        gw = gateway_factory(golem_config(node))
+        with httpx.Client(base_url=gw.url, timeout=0.5) as http:
+            try:
+                http.post("/inference", json={"model": "llama3.2-1b", "prompt": "hello"})
+            except httpx.ReadTimeout:
+                pass
+            else:
+                raise AssertionError("the call answered before the upstream did")
+        record = node.requests[-1]
+        assert record.ended.wait(2), "the Golem request still ran after the client left"
+        assert not record.finished
+    row = only_row(gw)
+    assert row["status_code"] == 499 and row["endpoint"] == "/inference" and row["latency_ms"] < 2500
+    assert json.loads(row["attempts"])[0]["outcome"] == "cancelled"
