@@ -19,7 +19,14 @@ from gateway.calllog.writer import CallLog
 from gateway.errors import APIError
 from gateway.telemetry.events import EventHub, call_event
 from gateway.telemetry.metrics import Metrics
-from gateway.telemetry.recording import ClientInfo, build_record, cost_of, secrets_of, usage_with_cost
+from gateway.telemetry.recording import (
+    ClientInfo,
+    build_record,
+    cost_of,
+    delivered_usage,
+    secrets_of,
+    usage_with_cost,
+)
 from routing.call import Call
 from routing.config.schema import ModelConfig
 from routing.errors import GatewayError
@@ -178,6 +185,8 @@ class CallLedger:
         books, call, model = self.books, self.call, self.model
         if self._lease is not None:
             books.stream_cap.release(self._lease)
+        if status != 200 and call.usage is None and call.text and self._cost is None:
+            call.usage = delivered_usage(call, self.body.get("messages"))  # text was relayed: its tokens were spent
         record = self._record(status, error)
         books.metrics.observe_call(record if model else replace(record, model_id=""), call.upstream_wait)
         if status == 429 and self.dispatched and model:
@@ -223,7 +232,8 @@ class CallLedger:
         """The deployments' rule (`settled_tokens`): nothing delivered releases, reported usage settles, no usage
         lets the reservation stand."""
         call = self.call
-        tokens = settled_tokens(total_tokens(call), status == 200 or call.first_token_at is not None)
+        reported = None if (call.usage or {}).get("estimated") else total_tokens(call)  # an estimate settles nothing
+        tokens = settled_tokens(reported, status == 200 or call.first_token_at is not None)
         limiter = self.books.limiter
         try:
             if tokens == 0:

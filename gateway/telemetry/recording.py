@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -10,6 +11,7 @@ from typing import Any
 import orjson
 
 from adapters.redact import redact
+from adapters.tokens import prompt_text
 from gateway.calllog.record import CallRecord
 from routing.call import Call
 from routing.config.schema import DeploymentConfig
@@ -40,6 +42,20 @@ def usage_with_cost(call: Call, cost: float) -> dict[str, Any] | None:
     usage = dict(call.usage)
     usage["cost"] = cost
     return usage
+
+
+def delivered_usage(call: Call, messages: Any) -> dict[str, Any]:
+    """Estimated usage for a call that relayed text but got no usage from its upstream (the client left mid-stream,
+    the stream broke): the completion tokens of what was relayed (adapters.tokens' rule over the call's transcript)
+    and the prompt at 4 characters a token. `estimated: true` marks it, in the row's metadata too."""
+    prompt = math.ceil(len(prompt_text(messages)) / 4)
+    completion = call.text.estimate_tokens()
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "estimated": True,
+    }
 
 
 def serving_seconds(call: Call) -> float:
@@ -112,6 +128,8 @@ def build_record(
         metadata["x_title"] = client.title[:200]
     if call.cancelled:
         metadata["cancelled"] = True
+    if call.usage and call.usage.get("estimated") is True:
+        metadata["usage_estimated"] = True
     prompt_text = response_text = None
     if log_content:
         prompt_text = orjson.dumps(payload.get("messages")).decode()

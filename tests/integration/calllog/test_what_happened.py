@@ -122,3 +122,29 @@ def test_a_client_that_leaves_a_beacon_inference_stops_it(gateway_factory: Gatew
     row = only_row(gw)
     assert row["status_code"] == 499 and row["endpoint"] == "/inference" and row["latency_ms"] < 2500
     assert json.loads(row["attempts"])[0]["outcome"] == "cancelled"
+
+
+def test_a_client_gone_after_20_chunks_leaves_the_tokens_it_was_sent(
+    gateway_factory: GatewayFactory, upstreams: tuple[FakeUpstream, FakeUpstream]
+) -> None:
+    """It used to be logged as 499 with 0 tokens (the upstream's usage comes only at the end)."""
+    a, _ = upstreams
+    a.behaviour = {"chunks": 60, "chunk_delay": 0.05}
+    gw = gateway_factory(models(route(a)))
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    received = ""
+    with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body, timeout=30) as resp:
+        request_id = resp.headers["x-request-id"]
+        for line in resp.iter_lines():
+            if line.startswith("data: {"):
+                chunk = json.loads(line[6:])
+                received += chunk["choices"][0]["delta"].get("content") or ""
+                if len(received.split()) >= 20:
+                    break
+    assert a.requests[-1].ended.wait(3)
+    row = only_row(gw)
+    assert row["request_id"] == request_id and row["status_code"] == 499
+    assert 20 <= row["completion_tokens"] <= 30  # the words relayed, counted by adapters.tokens' rule
+    assert row["prompt_tokens"] > 0 and row["total_tokens"] == row["prompt_tokens"] + row["completion_tokens"]
+    assert row["cost_usd"] > 0  # priced like any tokens: the deployment spent them
+    assert json.loads(row["metadata"]) == {"cancelled": True, "usage_estimated": True}
