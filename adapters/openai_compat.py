@@ -103,16 +103,23 @@ def normalize_usage(usage: Any) -> dict[str, Any]:
     if not isinstance(usage, dict):
         return {}
     out = dict(usage)
-    hit = usage.get("prompt_cache_hit_tokens")
-    if hit is not None:
+    hit = _whole(usage.get("prompt_cache_hit_tokens"))
+    if usage.get("prompt_cache_hit_tokens") is not None:
         details = dict(out.get("prompt_tokens_details") or {})
-        details.setdefault("cached_tokens", int(hit))
+        details.setdefault("cached_tokens", hit)
         out["prompt_tokens_details"] = details
-        miss = usage.get("prompt_cache_miss_tokens")
-        if miss is not None and int(out.get("prompt_tokens") or 0) < int(hit) + int(miss):
-            out["prompt_tokens"] = int(hit) + int(miss)
-    prompt = int(out.get("prompt_tokens") or 0)
-    completion = int(out.get("completion_tokens") or 0)
+        miss = _whole(usage.get("prompt_cache_miss_tokens"))
+        if _whole(out.get("prompt_tokens")) < hit + miss:
+            out["prompt_tokens"] = hit + miss
+    prompt = _whole(out.get("prompt_tokens"))
+    completion = _whole(out.get("completion_tokens"))
     out["prompt_tokens"], out["completion_tokens"] = prompt, completion
-    out["total_tokens"] = int(out.get("total_tokens") or prompt + completion)
+    out["total_tokens"] = _whole(out.get("total_tokens")) or prompt + completion
     return out
+
+
+def _whole(value: Any) -> int:
+    """A count as the upstream sent it; a string, a list or a negative counts 0 rather than failing the call."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        return 0
+    return int(value)

@@ -19,7 +19,7 @@ from gateway.openai.relay import StreamRelay
 from gateway.openai.request import ChatRequest
 from gateway.requests import client_info, unroutable
 from gateway.telemetry.ledger import CallLedger
-from routing.errors import GatewayError
+from routing.errors import GatewayError, UpstreamError
 from routing.manager import ModelRoute
 
 
@@ -69,6 +69,9 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         result = await unless_gone(request.receive, services.executor.complete(route, payload, call))
         dep = call.deployment
         body = fmt.response(result, identity(request_id, route.model.id, dep.provider if dep else ""), ledger.usage())
+        content = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # the upstream's answer nests deeper than JSON can be written back: on record
+        raise await ledger.fail(UpstreamError("protocol", "the upstream's answer is nested too deeply")) from None
     except GatewayError as exc:
         raise await ledger.fail(exc) from None
     except ClientGone:  # its upstream request is cancelled (closed) already; the row says what was spent
@@ -81,7 +84,6 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         raise
     except Exception as exc:
         raise await ledger.crash(exc) from None
-    content = orjson.dumps(body)
     if services.call_log.settings.sync:
         await ledger.finish(200)  # sync mode (tests): the row exists before the client has its answer
         return Response(content, 200, ledger.headers(), media_type="application/json")

@@ -24,6 +24,7 @@ from gateway.telemetry.recording import (
     build_record,
     cost_of,
     delivered_usage,
+    reduced_record,
     secrets_of,
     usage_with_cost,
 )
@@ -218,8 +219,7 @@ class CallLedger:
             )
         except Exception as exc:  # a record that cannot be built is still a call: it must leave a row
             log.error("call %s: its row could not be built (%s); writing a reduced row", call.request_id, exc)
-            reduced = build_record(call, {}, status, error, self.client, False, self.cost(), self.secrets)
-            return replace(reduced, metadata={**reduced.metadata, "reduced": type(exc).__name__})
+            return reduced_record(call, status, error, self.client, self.secrets, type(exc).__name__)
 
     async def _persist(self, record: CallRecord, status: int) -> None:
         try:

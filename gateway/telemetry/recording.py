@@ -172,3 +172,30 @@ def build_record(
         response=response_text,
         metadata=metadata,
     )
+
+
+def reduced_record(
+    call: Call, status: int, error: str, client: ClientInfo, secrets: tuple[str, ...], why: str
+) -> CallRecord:
+    """The row of a call whose full row cannot be built: no content, `metadata.reduced` says why; if even the
+    usage or attempts cannot be read, the bare facts (who, when, which status), so the call is still on record."""
+    try:
+        cost = cost_of(call)
+        reduced = build_record(call, {}, status, error, client, False, cost, secrets)
+        return replace(reduced, metadata={**reduced.metadata, "reduced": why})
+    except Exception:  # the upstream's usage or an attempt is what cannot be read: keep the bare facts
+        return CallRecord(
+            request_id=call.request_id,
+            started_at=call.started_wall,
+            model_id=call.model_id,
+            provider=call.deployment.provider if call.deployment else "",
+            deployment=call.deployment.name if call.deployment else "",
+            stream=call.stream,
+            status_code=status,
+            latency_ms=(time.perf_counter() - call.started) * 1000.0,
+            error=redact(error, secrets)[:500],
+            api_key_name=client.api_key_name,
+            client_ip=client.ip,
+            endpoint=client.endpoint,
+            metadata={"reduced": why, "bare": True},
+        )
