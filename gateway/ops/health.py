@@ -38,7 +38,8 @@ def health_report(services: Services) -> tuple[int, dict[str, Any]]:
                 continue
             entry = next((e for e in route.entries if e.deployment.name == dep.name), None) if route else None
             state = services.deployments.describe(dep)
-            serving = bool(entry and entry.available) and state["circuit"] != "open" and state["available"]
+            # as calls see it: an open circuit whose cooldown is over (or whose probe passed) takes its trial
+            serving = bool(entry and entry.available) and not state["circuit_cooling"] and state["available"]
             if serving:
                 can_serve += 1
                 healthy_count += 1

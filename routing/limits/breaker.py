@@ -8,8 +8,8 @@ block is capped at `retry_after_cap` seconds (an upstream answering `Retry-After
 deployment out for millennia), and `clear_blocks` lifts every block (a config reload: the operator changed something).
 
 States: closed -> open (N consecutive failures, or a failure rate over a sliding window) -> half_open after the
-cooldown, which admits exactly one trial at a time (`try_acquire`) -> closed on the trial's success, or open
-again (with a longer cooldown, capped) on its failure.
+cooldown (or at once when a health probe passes, `probe_passed`), which admits exactly one trial at a time
+(`try_acquire`) -> closed on the trial's success, or open again (with a longer cooldown, capped) on its failure.
 """
 
 from __future__ import annotations
@@ -149,6 +149,14 @@ class CircuitBreaker:
             self.closed_at = now
             self.buckets.clear()  # the failures that tripped it must not re-trip it at once
 
+    def probe_passed(self) -> bool:
+        """A health probe just passed: an open circuit's cooldown ends now and the next request is its one trial
+        (half_open; a trial already running stays the only one). True when the state changed."""
+        if self.status != "open":
+            return False
+        self.status, self.trial_started = "half_open", None
+        return True
+
     def record_failure(self, now: float) -> None:
         """An admitted request failed through the deployment's fault."""
         self._count(now, failed=True)
@@ -250,6 +258,11 @@ class BreakerBoard:
             breaker.record_failure(now)
         elif breaker.status == "half_open":
             breaker.release()
+
+    def probe_passed(self, key: str) -> bool:
+        """The deployment's health probe passed: an open circuit gets its trial at once (see CircuitBreaker)."""
+        breaker = self._breakers.get(key)
+        return breaker is not None and breaker.probe_passed()
 
     def release(self, key: str) -> None:
         """Give back a held half_open trial without a verdict (the call was cancelled)."""

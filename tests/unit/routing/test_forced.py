@@ -9,7 +9,7 @@ import pytest
 
 from routing.call import Call
 from routing.config.schema import DeploymentConfig, GatewayConfig, ModelConfig, RoutingConfig
-from routing.errors import AllAttemptsFailed, NoDeploymentAvailable, RateLimited, UpstreamError
+from routing.errors import NoDeploymentAvailable, RateLimited, UpstreamError
 from routing.executor import Executor, ExecutorSettings
 from routing.limits.admission import Admission, Guards, Skip
 from routing.limits.breaker import BreakerBoard, BreakerConfig
@@ -86,14 +86,26 @@ async def test_503_retry_after_everywhere_refuses_with_503() -> None:
     assert ex.hits == {"a": 1} and refused.value.retry_after == pytest.approx(7.0)
 
 
-async def test_open_circuit_beside_a_retry_after_is_the_one_forced_once() -> None:
+async def test_nothing_can_serve_is_a_503_without_an_upstream_request() -> None:
+    """Issue 19: an open circuit beside a Retry-After used to be pushed past (a request, a 502); /health said 503."""
     route, guards, clock = setup(dep("a"), dep("b"), breaker=BreakerConfig(consecutive_failures=1, cooldown=60))
     guards.breakers.block_until("m/a", clock.now + 30)
     guards.breakers.record_failure("m/b", clock.now)
     ex = Scripted(guards, {"a": None, "b": UpstreamError("status", "b: HTTP 500", status=500)})
-    with pytest.raises(AllAttemptsFailed):
+    with pytest.raises(NoDeploymentAvailable) as refused:
         await ex.complete(route, PAYLOAD, call())
-    assert ex.hits == {"a": 0, "b": 1}, "Retry-After is never forced; the open circuit gets one trial per call"
+    assert ex.hits == {"a": 0, "b": 0}
+    assert refused.value.status == 503 and refused.value.retry_after == pytest.approx(30.0)
+    assert "b: circuit open" in refused.value.message
+
+
+async def test_a_passing_probe_lets_the_open_circuits_trial_run_at_once() -> None:
+    route, guards, clock = setup(dep("a"), breaker=BreakerConfig(consecutive_failures=1, cooldown=60))
+    guards.breakers.record_failure("m/a", clock.now)
+    assert guards.breakers.probe_passed("m/a") and not guards.breakers.probe_passed("m/a")
+    ex = Scripted(guards, {"a": None})
+    await ex.complete(route, PAYLOAD, call())
+    assert ex.hits == {"a": 1} and guards.breakers.status("m/a") == "closed"
 
 
 async def test_forced_trial_is_one_at_a_time() -> None:
