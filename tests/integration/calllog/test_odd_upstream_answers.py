@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 
 from tests.conftest import GatewayFactory
+from tests.integration.beacon.test_beacon_ledger import golem_config
 from tests.integration.calllog.test_what_happened import rows
 from tests.integration.core.conftest import models, route
+from tests.support.beacon_upstreams import FakeGolem
 from tests.support.sse import parse_sse
 from tests.support.upstream import FakeUpstream
 
@@ -64,3 +66,19 @@ def test_an_answer_nested_too_deeply_to_relay_is_a_502_on_record(
     row = rows(gw)[resp.headers["x-request-id"]]
     assert row["status_code"] == 502 and row["deployment"] == "a" and row["prompt_tokens"] > 0
     assert health_counts(gw.url)["rows_lost"] == 0
+
+
+def test_a_golem_receipt_too_deep_to_relay_is_a_502_on_record(gateway_factory: GatewayFactory) -> None:
+    """A Golem node was called and answered; the chat surface relays its extras (the receipt), which could be read
+    (1024 levels) but not written back (254): a bare 500 and no row. Beacon's own answer does not carry them."""
+    with FakeGolem.in_thread("golem-us", "us-east", {"receipt_depth": 300}) as node:
+        gw = gateway_factory(golem_config(node))
+        chat = {"model": "llama3.2-1b", "messages": MESSAGES}
+        resp = httpx.post(f"{gw.url}/v1/chat/completions", json=chat, timeout=30)
+        beacon = httpx.post(f"{gw.url}/inference", json={"model": "llama3.2-1b", "prompt": "hi"}, timeout=30)
+    assert resp.status_code == 502 and "nested too deeply" in resp.json()["error"]["message"]
+    assert beacon.status_code == 200 and beacon.json()["success"] is True
+    found = rows(gw)
+    assert found[resp.headers["x-request-id"]]["status_code"] == 502
+    assert found[beacon.json()["request_id"]]["status_code"] == 200
+    assert len(node.requests) == 2 and health_counts(gw.url)["rows_lost"] == 0
