@@ -1,4 +1,5 @@
-"""The "every deployment is unavailable" paths: forced trials, Retry-After refusals, bounded queueing, reloads."""
+"""The "every deployment is unavailable" paths: 503 without a request, one trial at a time, Retry-After refusals,
+bounded queueing, reloads."""
 
 from __future__ import annotations
 
