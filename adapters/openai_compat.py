@@ -13,6 +13,9 @@ from adapters.reasoning import shape_reasoning
 from adapters.redact import one_line
 
 _DONE = b"[DONE]"
+# vLLM's finish reason when it stopped a request itself (engine abort, preemption, shutdown): not an OpenAI value,
+# and not an answer: the upstream failed, so the call fails over (before the first byte) or ends with the error chunk
+ABORTED = 'the upstream aborted the generation (finish_reason "abort")'
 
 
 class OpenAIAdapter:
@@ -48,6 +51,8 @@ class OpenAIAdapter:
             raise ProtocolError("upstream returned a body that is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise ProtocolError("upstream response has no `choices` list")
+        if _aborted(data):
+            raise ProtocolError(ABORTED)
         if data.get("usage"):
             data["usage"] = normalize_usage(data["usage"])
         return data
@@ -65,6 +70,8 @@ class OpenAIAdapter:
             return StreamEvent(error=_error_text(chunk["error"]))
         if chunk.get("object") == "error":
             return StreamEvent(error=one_line(chunk.get("message", "upstream error")))
+        if _aborted(chunk):
+            return StreamEvent(error=ABORTED)
         if chunk.get("usage"):
             chunk["usage"] = normalize_usage(chunk["usage"])
         return StreamEvent(chunk=chunk)
@@ -103,6 +110,11 @@ def _field(error: dict[str, Any], name: str, limit: int) -> str | None:
     return one_line(value, limit) or None if isinstance(value, str) else None
 
 
+def _aborted(data: dict[str, Any]) -> bool:
+    choices = data.get("choices")
+    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") == "abort" for c in choices)
+
+
 def _error_text(error: Any) -> str:
     if isinstance(error, dict):
         return one_line(error.get("message") or error.get("code") or "upstream error")
@@ -114,16 +126,23 @@ def normalize_usage(usage: Any) -> dict[str, Any]:
     if not isinstance(usage, dict):
         return {}
     out = dict(usage)
-    hit = usage.get("prompt_cache_hit_tokens")
-    if hit is not None:
+    hit = _whole(usage.get("prompt_cache_hit_tokens"))
+    if usage.get("prompt_cache_hit_tokens") is not None:
         details = dict(out.get("prompt_tokens_details") or {})
-        details.setdefault("cached_tokens", int(hit))
+        details.setdefault("cached_tokens", hit)
         out["prompt_tokens_details"] = details
-        miss = usage.get("prompt_cache_miss_tokens")
-        if miss is not None and int(out.get("prompt_tokens") or 0) < int(hit) + int(miss):
-            out["prompt_tokens"] = int(hit) + int(miss)
-    prompt = int(out.get("prompt_tokens") or 0)
-    completion = int(out.get("completion_tokens") or 0)
+        miss = _whole(usage.get("prompt_cache_miss_tokens"))
+        if _whole(out.get("prompt_tokens")) < hit + miss:
+            out["prompt_tokens"] = hit + miss
+    prompt = _whole(out.get("prompt_tokens"))
+    completion = _whole(out.get("completion_tokens"))
     out["prompt_tokens"], out["completion_tokens"] = prompt, completion
-    out["total_tokens"] = int(out.get("total_tokens") or prompt + completion)
+    out["total_tokens"] = _whole(out.get("total_tokens")) or prompt + completion
     return out
+
+
+def _whole(value: Any) -> int:
+    """A count as the upstream sent it; a string, a list or a negative counts 0 rather than failing the call."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        return 0
+    return int(value)

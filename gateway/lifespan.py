@@ -152,6 +152,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                 limiter=limiter,
                 client_limits=ClientLimits(settings.client_rpm, settings.client_tpm),
                 log_content=settings.log_content,
+                max_text=settings.max_logged_text,
             ),
         )
     finally:

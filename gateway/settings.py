@@ -94,6 +94,7 @@ class _Env(EnvGroup):
     max_connections: int = Field(2048, alias="MAX_CONNECTIONS", ge=0)
     allowed_hosts: Words = Field(("localhost", "127.0.0.1", "[::1]"), alias="ALLOWED_HOSTS")
     retry_after_cap: float = Field(3600.0, alias="RETRY_AFTER_CAP", gt=0)
+    max_logged_text: int = Field(65536, alias="CALL_LOG_MAX_TEXT", ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -169,6 +170,7 @@ class Settings:
     proxies: Proxies = field(default_factory=Proxies)
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
     retry_after_cap: float = 3600.0
+    max_logged_text: int = 65536  # characters of prompt and of response a row keeps (head and tail); 0 = all
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
@@ -235,6 +237,7 @@ class Settings:
             proxies=proxies,
             allowed_hosts=tuple(h.lower() for h in e.allowed_hosts),
             retry_after_cap=e.retry_after_cap,
+            max_logged_text=e.max_logged_text,
         )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.config.schema import DeploymentConfig
+from routing.transcript import Transcript
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +47,35 @@ class Call:
     upstream_wait: float = 0.0
     usage: dict[str, Any] | None = None
     finish_reason: str = ""
-    texts: dict[int, list[str]] = field(default_factory=dict)  # each choice's text pieces, by choice index
+    texts: dict[int, Transcript] = field(default_factory=dict)  # each choice's text, bounded for the row, by index
+    text_cap: int = 0  # characters each choice's transcript holds (CALL_LOG_MAX_TEXT); 0: all
     cancelled: bool = False
     completions: str = ""  # a legacy completions call: `native` or `translated`, as the serving deployment did it
     system_fingerprint: str | None = None  # the upstream's, once a chunk named it: later chunks carry it too
 
     def add_text(self, index: int, piece: str) -> None:
-        self.texts.setdefault(index, []).append(piece)
+        transcript = self.texts.get(index)
+        if transcript is None:
+            transcript = self.texts[index] = Transcript(self.text_cap)
+        transcript.append(piece)
 
     def text(self, index: int = 0) -> str:
-        """The text of one choice so far."""
-        return "".join(self.texts.get(index, ()))
+        """The text of one choice so far (its head and tail around a cut mark, past `text_cap`)."""
+        transcript = self.texts.get(index)
+        return transcript.text() if transcript is not None else ""
+
+    @property
+    def text_chars(self) -> int:
+        """Characters relayed, every choice together (what was cut included)."""
+        return sum(t.length for t in self.texts.values())
+
+    @property
+    def text_cut(self) -> bool:
+        return any(t.cut for t in self.texts.values())
+
+    def estimate_text_tokens(self) -> int:
+        """Completion tokens of what was relayed, every choice together (adapters.tokens' rule)."""
+        return sum(t.estimate_tokens() for t in self.texts.values())
 
     @property
     def ttft_ms(self) -> float | None:

@@ -11,20 +11,32 @@ def usage_numbers(usage: dict[str, Any] | None) -> tuple[int, int, int, int, int
     """(prompt, completion, reasoning, cached, total) tokens from an OpenAI-shaped usage object."""
     if not usage:
         return 0, 0, 0, 0, 0
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-    total = int(usage.get("total_tokens") or prompt + completion)
+    prompt = _count(usage.get("prompt_tokens"))
+    completion = _count(usage.get("completion_tokens"))
+    reasoning = _count(_detail(usage, "completion_tokens_details", "reasoning_tokens"))
+    cached = _count(_detail(usage, "prompt_tokens_details", "cached_tokens"))
+    total = _count(usage.get("total_tokens")) or prompt + completion
     return prompt, completion, reasoning, cached, total
+
+
+def _detail(usage: dict[str, Any], group: str, name: str) -> Any:
+    details = usage.get(group)
+    return details.get(name) if isinstance(details, dict) else None
+
+
+def _count(value: Any) -> int:
+    """A token count as an upstream wrote it; anything else (a string, a list, NaN, a negative) counts 0: the
+    upstream's odd usage must not cost the call its row (or its price)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value == float("inf"):
+        return 0
+    return int(value)
 
 
 def _prompt_side(pricing: Pricing, usage: dict[str, Any] | None) -> float:
     """USD for the prompt tokens: cached ones at the cache-read price, written ones at the cache-write price."""
     prompt, _completion, _reasoning, cached, _total = usage_numbers(usage)
     cached = min(cached, prompt)
-    writes = int(((usage or {}).get("prompt_tokens_details") or {}).get("cache_write_tokens") or 0)
-    writes = min(writes, prompt - cached)
+    writes = min(_count(_detail(usage or {}, "prompt_tokens_details", "cache_write_tokens")), prompt - cached)
     read_price = pricing.prompt if pricing.input_cache_reads is None else pricing.input_cache_reads
     write_price = pricing.prompt if pricing.input_cache_writes is None else pricing.input_cache_writes
     return ((prompt - cached - writes) * pricing.prompt + cached * read_price + writes * write_price) / 1_000_000

@@ -38,7 +38,7 @@ from routing.upstream.transport import HttpTransport
 T = TypeVar("T")
 
 _UNSEEN = Observed()
-# skip reasons that only time cures: the call is refused with a Retry-After instead of forced or queued
+# skip reasons that only time cures: the call is refused with a Retry-After instead of queued
 _WAITING = frozenset({"rate_limited", "retry_after"})
 
 
@@ -69,8 +69,6 @@ class _Tries:
     made: int = 0  # upstream attempts sent
     rounds: int = 0  # passes over the plan that sent at least one attempt (the backoff exponent)
     last: UpstreamError | None = None
-    pushed: str | None = None  # the deployment this pass may try past its open circuit
-    pushed_once: bool = False  # a call pushes past an open circuit at most once
     queue_until: float | None = None  # one queue_timeout per call, however often the wait is woken up
 
     def exhausted(self) -> bool:
@@ -189,7 +187,7 @@ class Executor:
             for dep in plan:
                 if tries.exhausted():
                     break
-                admitted = await self.guards.admit(dep, route.model, tokens, force=dep.key == tries.pushed)
+                admitted = await self.guards.admit(dep, route.model, tokens)
                 if isinstance(admitted, Skip):
                     skips.append(admitted)
                     continue
@@ -209,7 +207,6 @@ class Executor:
                     kind = classify_failure(exc.kind, exc.upstream_status)
                     if not exc.retryable or (kind != "client" and not settings.retry.retryable(kind)):
                         raise AllAttemptsFailed(_summary(route, call), exc) from None
-            tries.pushed = None
             if tries.exhausted():
                 break
             if not sent:
@@ -225,8 +222,9 @@ class Executor:
         raise AllAttemptsFailed(_summary(route, call), tries.last)
 
     async def _unblock(self, route: ModelRoute, call: Call, tries: _Tries, skips: list[Skip]) -> bool:
-        """A pass sent nothing, every deployment was skipped: wait for room, or pick one to push past its open
-        circuit; True to pass over the plan again, False to give up. Raises when only time can help."""
+        """A pass sent nothing, every deployment was skipped: wait for room; True to pass over the plan again,
+        False to give up. Raises when only time can help. An open circuit is never pushed past: nothing can serve
+        until its cooldown ends or a passing health probe readies its trial, so the call gets 503 (as /health)."""
         for skip in skips:
             call.add_skip(skip.dep, skip.reason)
         if skips and all(s.reason in _WAITING for s in skips):
@@ -239,15 +237,7 @@ class Executor:
             if not await self.guards.wait_for_room(min(tries.queue_until, tries.deadline) - now, full):
                 raise NoDeploymentAvailable(f"every deployment of {route.model.id} is at max_concurrent")
             return True
-        if tries.pushed_once:
-            return False
-        # every circuit is open: still try the one most likely to recover rather than fail untried, but only once
-        # per call, never past an upstream's Retry-After and never beside a running trial
-        tries.pushed = self.guards.breakers.best_to_force(
-            [s.dep.key for s in skips if s.reason == "circuit_open"], time.monotonic()
-        )
-        tries.pushed_once = tries.pushed is not None
-        return tries.pushed_once
+        return False
 
     async def run(
         self,
@@ -283,7 +273,9 @@ class Executor:
             except UpstreamError as exc:
                 await self.guards.failed(admitted, exc)
                 raise
-            except BaseException:
+            except BaseException:  # cancelled: the client left (or shutdown); the attempt still ran until now
+                call.upstream_wait += time.perf_counter() - began
+                call.add_attempt(dep, "cancelled", None, began, "cancelled before the upstream answered")
                 await self.guards.abandoned(admitted)
                 raise
             elapsed = time.perf_counter() - began
@@ -382,5 +374,8 @@ def _blocked(route: ModelRoute, skips: list[Skip]) -> RoutingError:
 def _summary(route: ModelRoute, call: Call) -> str:
     if not call.attempts:
         return f"no deployment of {route.model.id} could be tried within the deadline"
+    if all(a.outcome == "skipped" for a in call.attempts):
+        why = "; ".join(f"{a.deployment}: {a.error.replace('_', ' ')}" for a in call.attempts)
+        return f"no deployment of {route.model.id} can serve now ({why})"
     tried = "; ".join(f"{a.deployment}: {a.error or a.outcome}" for a in call.attempts)
     return f"all {len(call.attempts)} attempt(s) for {route.model.id} failed ({tried})"

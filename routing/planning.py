@@ -32,12 +32,16 @@ def plan(
     model = route.model
     if not route.entries:
         raise NoDeploymentAvailable(f"model {model.id} has no enabled deployment")
+    up = [e for e in route.entries if e.available]  # one health checks took down gets no request until a probe passes
+    if not up:
+        why = "; ".join(f"{e.deployment.name}: {e.reason}" for e in route.entries)
+        raise NoDeploymentAvailable(f"no deployment of {model.id} can serve ({why})")
     if wants is not None and wants.fixed_order:  # `sort` / `order`: no draw, the strategy's weights in order
-        order = [e.deployment for e in sorted(route.entries, key=lambda e: -e.weight)]
+        order = [e.deployment for e in sorted(up, key=lambda e: -e.weight)]
     else:
-        order = [e.deployment for e in attempt_order(route.entries, route.weights, draw)]
+        order = [e.deployment for e in attempt_order(up, [e.weight for e in up], draw)]
     if wants is not None:
-        local = {e.deployment.key for e in route.entries if e.side == LOCAL}
+        local = {e.deployment.key for e in up if e.side == LOCAL}
         try:
             order = narrow(order, model, wants, sent_parameters(payload or {}), lambda d: d.key in local)
         except NoMatch as exc:

@@ -9,6 +9,7 @@ from typing import Any
 
 from routing.call import Call
 from routing.config.schema import DeploymentConfig
+from routing.cost import usage_numbers
 from routing.errors import UpstreamError
 from routing.limits.admission import Admission, Guards
 
@@ -145,4 +146,4 @@ def total_tokens(call: Call) -> int | None:
     total, prompt, completion = (usage.get(k) for k in ("total_tokens", "prompt_tokens", "completion_tokens"))
     if total is None and prompt is None and completion is None:
         return None
-    return int(total or int(prompt or 0) + int(completion or 0))
+    return usage_numbers(usage)[4]

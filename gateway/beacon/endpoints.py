@@ -25,7 +25,7 @@ async def inference(request: Request) -> Response:
         req = parse_inference(body, trace)
     except GatewayError as exc:
         return _json(exc.status, failure(exc, request_id, trace))
-    answer = await run_inference(services, req, request_id, client_info(request, "/inference"))
+    answer = await run_inference(services, req, request_id, client_info(request, "/inference"), receive=request.receive)
     return _json(answer.status, answer.body, answer.headers)
 
 
@@ -49,7 +49,7 @@ def provider_rows(services: Services, region: str = "") -> list[dict[str, Any]]:
         state = services.deployments.describe(dep) if dep.enabled else {}
         route = services.manager.route(dep.model_id)
         entry = next((e for e in route.entries if e.deployment.name == dep.name), None) if route else None
-        healthy = bool(dep.enabled and entry and entry.available and state.get("circuit") != "open")
+        healthy = bool(dep.enabled and entry and entry.available and not state.get("circuit_cooling"))
         healthy = healthy and state.get("available", True)
         ttft = observed.get(dep.key)
         breaker = services.executor.guards.breakers.state(dep.key)

@@ -9,6 +9,9 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.types import Receive
+
+from gateway.disconnect import ClientGone, unless_gone
 from gateway.errors import APIError, error_headers
 from gateway.lifespan import Services
 from gateway.requests import unroutable
@@ -164,9 +167,15 @@ class Answer:
 
 
 async def run_inference(
-    services: Services, req: InferenceRequest, request_id: str, client: ClientInfo, on_chunk: OnChunk | None = None
+    services: Services,
+    req: InferenceRequest,
+    request_id: str,
+    client: ClientInfo,
+    on_chunk: OnChunk | None = None,
+    receive: Receive | None = None,
 ) -> Answer:
-    """Route, execute (streaming to on_chunk when given), book and answer in Beacon's shape; one row per call."""
+    """Route, execute (streaming to on_chunk when given), book and answer in Beacon's shape; one row per call.
+    With the HTTP request's `receive`, a client that disconnects cancels the call (499)."""
     route = services.manager.route(req.model)
     model = route.model if route else services.config.resolve(req.model)
     payload: dict[str, Any] = {
@@ -184,13 +193,18 @@ async def run_inference(
             raise unroutable(model, req.model)
         await ledger.admit(payload)
         ledger.dispatched = True
-        await _execute(services, route, payload, ledger, req, on_chunk)
+        work = _execute(services, route, payload, ledger, req, on_chunk)
+        text = await (work if receive is None else unless_gone(receive, work))
         scrub(call, ledger.secrets)
-        body = success(call, call.text(), route.model.id, req.trace_id, ledger.cost())
+        body = success(call, text, route.model.id, req.trace_id, ledger.cost())
     except GatewayError as exc:
         error = await ledger.fail(exc)
         scrub(call, ledger.secrets)
         return Answer(error.status, failure(error, request_id, req.trace_id, call, model), error_headers(error))
+    except ClientGone:  # nobody reads this answer; the row says what was spent
+        call.cancelled = True
+        await ledger.fail(APIError(499, "client disconnected before the answer", code="client_disconnected"))
+        return Answer(499, {}, {})
     except asyncio.CancelledError:
         await ledger.cancelled("call cancelled")
         raise
@@ -208,16 +222,22 @@ async def _execute(
     ledger: CallLedger,
     req: InferenceRequest,
     on_chunk: OnChunk | None,
-) -> None:
+) -> str:
+    """The answer's text, whole (the call's own transcript is bounded for the row)."""
     if on_chunk is None:
-        await services.executor.complete(route, payload, ledger.call, req.prefs)
-        return
+        result = await services.executor.complete(route, payload, ledger.call, req.prefs)
+        choices = result.get("choices") or [{}]
+        content = (choices[0].get("message") or {}).get("content")
+        return content if isinstance(content, str) else ""
+    pieces: list[str] = []
     upstream = await services.executor.stream(route, payload, ledger.call, req.prefs)
     try:
         async for chunk in upstream.chunks():
             for choice in chunk.get("choices") or ():
                 piece = (choice.get("delta") or {}).get("content")
                 if piece:
+                    pieces.append(piece)
                     await on_chunk(piece)
     finally:
         await upstream.aclose()
+    return "".join(pieces)

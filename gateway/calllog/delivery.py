@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from gateway.calllog.database import Database, is_data_error
@@ -27,6 +27,7 @@ class Counters:
     rows_spooled: int = 0
     rows_lost: int = 0
     rows_rejected: int = 0
+    rows_reduced: int = 0  # written without their content: it could not be serialised
     write_errors: int = 0
     batches: int = 0
 
@@ -69,14 +70,24 @@ class Delivery:
         return asdict(self.counters)
 
     def rows(self, records: list[CallRecord]) -> list[Row]:
-        """Map records to rows, applying LOG_CONTENT; a record that cannot be mapped is counted as lost."""
+        """Map records to rows, applying LOG_CONTENT. A record that cannot be mapped goes as a reduced row (no
+        content, attempts or metadata but why); reduced rows are counted, and only a record that cannot even be
+        reduced is lost."""
         rows: list[Row] = []
         for record in records:
             try:
                 rows.append(record_to_row(record, log_content=self.settings.log_content))
-            except (ValueError, TypeError, OverflowError, OSError) as exc:
-                self.counters.rows_lost += 1
-                log.error("call log: unmappable record %s: %s", record.request_id, brief(exc))
+            except Exception as exc:
+                log.error("call log: unmappable record %s: %s; writing it reduced", record.request_id, brief(exc))
+                record = replace(record, prompt=None, response=None, attempts=(), metadata={"reduced": brief(exc)})
+                try:
+                    rows.append(record_to_row(record, log_content=False))
+                except Exception as again:
+                    self.counters.rows_lost += 1
+                    log.error("call log: lost record %s: %s", record.request_id, brief(again))
+                    continue
+            if "reduced" in record.metadata:
+                self.counters.rows_reduced += 1
         return rows
 
     async def deliver(self, rows: list[Row]) -> None:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.disconnect import ClientGone, unless_gone
 from gateway.errors import APIError
 from gateway.lifespan import Services
 from gateway.openai.formats import ChatFormat, identity
@@ -19,7 +20,7 @@ from gateway.openai.relay import StreamRelay
 from gateway.openai.request import ChatRequest
 from gateway.requests import client_info, refuse_unserved, unroutable
 from gateway.telemetry.ledger import CallLedger
-from routing.errors import GatewayError
+from routing.errors import GatewayError, UpstreamError
 from routing.executor import Leg
 from routing.manager import ModelRoute
 from routing.request_routing import ProviderRouting, unsupported_dropped
@@ -104,18 +105,25 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         return StreamRelay(opener, fmt, ledger, services.settings.keepalive_interval, chat.include_usage)
     call = ledger.call
     try:
-        result = await services.executor.complete(first.route, first.payload, call, None, chat.wants, then, fmt.legacy)
+        work = services.executor.complete(first.route, first.payload, call, None, chat.wants, then, fmt.legacy)
+        result = await unless_gone(request.receive, work)
         dep = call.deployment  # the model that answered names the response (a `models` fallback's own)
         body = fmt.response(result, identity(request_id, call.model_id, dep.provider if dep else ""), ledger.usage())
+        content = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # the upstream's answer nests deeper than JSON can be written back: on record
+        raise await ledger.fail(UpstreamError("protocol", "the upstream's answer is nested too deeply")) from None
     except GatewayError as exc:
         raise await ledger.fail(exc) from None
+    except ClientGone:  # its upstream request is cancelled (closed) already; the row says what was spent
+        call.cancelled = True
+        gone = APIError(499, "client disconnected before the answer", code="client_disconnected")
+        raise await ledger.fail(gone) from None
     except asyncio.CancelledError:
-        # uvicorn cancels a plain handler only at shutdown (it does not watch disconnects for it)
+        # not the client (unless_gone turns a disconnect into ClientGone): the server is shutting down
         await ledger.cancelled("call cancelled: the gateway was shutting down")
         raise
     except Exception as exc:
         raise await ledger.crash(exc) from None
-    content = orjson.dumps(body)
     if services.call_log.settings.sync:
         await ledger.finish(200)  # sync mode (tests): the row exists before the client has its answer
         return Response(content, 200, ledger.headers(), media_type="application/json")

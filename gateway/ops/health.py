@@ -1,4 +1,9 @@
-"""GET /health (real state: 200 while some deployment can serve, 503 with the reason otherwise) and GET /ready."""
+"""GET /health (real state: 200 while some deployment can serve, 503 with the reason otherwise) and GET /ready.
+
+`/health` is public, so what anyone may read is status and counts; deployment names (`local@gpu-node-7...`),
+hosts and their reasons are operator knowledge and come only with admin access (the admin key, or keyless on a
+loopback-only gateway).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from gateway.access import Access, AccessPolicy
 from gateway.lifespan import Services
+
+# What a caller without admin access reads of a model's entry: counts, no deployment names
+_PUBLIC_MODEL_KEYS = ("status", "deployments_total", "deployments_enabled", "deployments_available")
 
 
 def health_report(services: Services) -> tuple[int, dict[str, Any]]:
@@ -29,7 +38,8 @@ def health_report(services: Services) -> tuple[int, dict[str, Any]]:
                 continue
             entry = next((e for e in route.entries if e.deployment.name == dep.name), None) if route else None
             state = services.deployments.describe(dep)
-            serving = bool(entry and entry.available) and state["circuit"] != "open" and state["available"]
+            # as calls see it: an open circuit whose cooldown is over (or whose probe passed) takes its trial
+            serving = bool(entry and entry.available) and not state["circuit_cooling"] and state["available"]
             if serving:
                 can_serve += 1
                 healthy_count += 1
@@ -84,8 +94,20 @@ def health_report(services: Services) -> tuple[int, dict[str, Any]]:
     return code, body
 
 
+def public_view(body: dict[str, Any]) -> dict[str, Any]:
+    """The report without what names a deployment or a host: status and counts only."""
+    view = {k: v for k, v in body.items() if k not in ("models", "disabled_deployments")}
+    view["models"] = {m: {k: e[k] for k in _PUBLIC_MODEL_KEYS} for m, e in body["models"].items()}
+    return view
+
+
 async def health(request: Request) -> JSONResponse:
     code, body = health_report(request.app.state.services)
+    policy: AccessPolicy = request.app.state.access
+    client = request.client.host if request.client else ""
+    authorization = request.headers.get("authorization", "")
+    if not policy.decide(Access.ADMIN, authorization, client, request.scope.get("headers", ())).allowed:
+        body = public_view(body)
     return JSONResponse(body, status_code=code)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Any
 
@@ -49,7 +50,9 @@ class DeploymentState:
         routing = self.manager.config.routing
         targets = probe_targets(self.manager.deployments(), routing.health_check, routing.timeout or 5.0)
         if targets:
-            self.monitor = HealthMonitor(self.transport.get, targets, on_change=self._health_changed)
+            self.monitor = HealthMonitor(
+                self.transport.get, targets, on_change=self._health_changed, on_pass=self._probe_passed
+            )
             if previous is not None:
                 self.monitor.carry_over(previous)
         self._sync_routing()
@@ -105,6 +108,11 @@ class DeploymentState:
             self._publish(dep)
             self._announce(dep, "health", "healthy" if healthy else "unhealthy", detail)
 
+    def _probe_passed(self, key: str) -> None:
+        # the deployment answers its probe: an open circuit need not sit out its cooldown, its trial may run now
+        if self.guards.breakers.probe_passed(key):
+            self.circuit_changed(key)
+
     def circuit_changed(self, key: str) -> None:
         dep = self._deployment(key)
         if dep is not None:
@@ -151,6 +159,7 @@ class DeploymentState:
             "available": not down and blocked is None,
             "reason": reason,
             "circuit": breaker.status,
+            "circuit_cooling": breaker.status == "open" and now < (breaker.until or math.inf),
             "circuit_retry_in_s": round(max(0.0, (breaker.until or now) - now), 1) if breaker.status == "open" else 0,
             "blocked_for_s": round(blocked[0], 1) if blocked is not None else 0.0,
             "blocked_status": blocked[1] if blocked is not None else None,

@@ -20,7 +20,15 @@ from gateway.calllog.writer import CallLog
 from gateway.errors import APIError
 from gateway.telemetry.events import EventHub, call_event
 from gateway.telemetry.metrics import Metrics
-from gateway.telemetry.recording import ClientInfo, build_record, cost_of, secrets_of, usage_with_cost
+from gateway.telemetry.recording import (
+    ClientInfo,
+    build_record,
+    cost_of,
+    delivered_usage,
+    reduced_record,
+    secrets_of,
+    usage_with_cost,
+)
 from routing.call import Call
 from routing.config.schema import ModelConfig
 from routing.errors import ClientRequestError, GatewayError
@@ -53,10 +61,11 @@ class Bookkeeper:
         limiter: RateLimiter,
         client_limits: ClientLimits,
         log_content: bool,
+        max_text: int = 0,
     ) -> None:
         self.metrics, self.events, self.call_log = metrics, events, call_log
         self.stream_cap, self.limiter, self.client_limits = stream_cap, limiter, client_limits
-        self.log_content = log_content
+        self.log_content, self.max_text = log_content, max_text
 
     def open(
         self,
@@ -69,7 +78,9 @@ class Bookkeeper:
     ) -> CallLedger:
         """A ledger for one call of `asked` (a public id or alias; `model` is what it resolved to, if anything)."""
         # a made-up model name goes in the row (what was asked) but never in a metric label (unbounded)
-        call = Call(request_id=request_id, model_id=model.id if model else asked[:200], stream=stream)
+        model_id = model.id if model else asked[:200]
+        # what the call relays is held for the row up to CALL_LOG_MAX_TEXT per choice
+        call = Call(request_id=request_id, model_id=model_id, stream=stream, text_cap=self.max_text)
         return CallLedger(self, call, model, body, client)
 
 
@@ -187,6 +198,8 @@ class CallLedger:
         books, call, model = self.books, self.call, self.model
         if self._lease is not None:
             books.stream_cap.release(self._lease)
+        if status != 200 and call.usage is None and call.texts and self._cost is None:
+            call.usage = delivered_usage(call, self.body.get("messages"))  # text was relayed: its tokens were spent
         record = self._record(status, error)
         books.metrics.observe_call(record if model else replace(record, model_id=""), call.upstream_wait)
         if status == 429 and self.dispatched and model:
@@ -206,12 +219,19 @@ class CallLedger:
         books, call = self.books, self.call
         try:
             return build_record(
-                call, self.body, status, error, self.client, books.log_content, self.cost(), self.secrets
+                call,
+                self.body,
+                status,
+                error,
+                self.client,
+                books.log_content,
+                self.cost(),
+                self.secrets,
+                books.max_text,
             )
         except Exception as exc:  # a record that cannot be built is still a call: it must leave a row
             log.error("call %s: its row could not be built (%s); writing a reduced row", call.request_id, exc)
-            reduced = build_record(call, {}, status, error, self.client, False, self.cost(), self.secrets)
-            return replace(reduced, metadata={**reduced.metadata, "reduced": type(exc).__name__})
+            return reduced_record(call, status, error, self.client, self.secrets, type(exc).__name__)
 
     async def _persist(self, record: CallRecord, status: int) -> None:
         try:
@@ -224,7 +244,8 @@ class CallLedger:
         """The deployments' rule (`settled_tokens`): nothing delivered releases, reported usage settles, no usage
         lets the reservation stand."""
         call = self.call
-        tokens = settled_tokens(total_tokens(call), status == 200 or call.first_token_at is not None)
+        reported = None if (call.usage or {}).get("estimated") else total_tokens(call)  # an estimate settles nothing
+        tokens = settled_tokens(reported, status == 200 or call.first_token_at is not None)
         limiter = self.books.limiter
         try:
             if tokens == 0:

@@ -47,6 +47,7 @@ CALL_LOG_GAUGES: Mapping[str, tuple[str, Literal["livesum", "sum"]]] = {
     "rows_spooled": ("Call-log rows spooled to disk because the database failed", "sum"),
     "rows_lost": ("Call-log rows dropped; alert when > 0", "sum"),
     "rows_rejected": ("Call-log rows the database refused", "sum"),
+    "rows_reduced": ("Call-log rows written without content: it could not be serialised", "sum"),
     "write_errors": ("Call-log batch write errors", "sum"),
     "batches": ("Call-log batches written", "sum"),
 }

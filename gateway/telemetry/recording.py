@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -10,10 +11,12 @@ from typing import Any
 import orjson
 
 from adapters.redact import redact
+from adapters.tokens import prompt_text
 from gateway.calllog.record import CallRecord
 from routing.call import Call
 from routing.config.schema import DeploymentConfig
 from routing.cost import call_cost, cost_details, usage_numbers
+from routing.transcript import head_and_tail
 
 # Header names whose values are credentials (Azure's `api-key`, Anthropic's `x-api-key`, custom auth headers).
 _AUTH_HEADER = ("key", "auth", "token", "secret")
@@ -42,6 +45,20 @@ def usage_with_cost(call: Call, cost: float) -> dict[str, Any] | None:
     if dep is not None:
         usage["cost_details"] = cost_details(dep.pricing, call.usage, cost)
     return usage
+
+
+def delivered_usage(call: Call, messages: Any) -> dict[str, Any]:
+    """Estimated usage for a call that relayed text but got no usage from its upstream (the client left mid-stream,
+    the stream broke): the completion tokens of what was relayed (adapters.tokens' rule over the call's transcript)
+    and the prompt at 4 characters a token. `estimated: true` marks it, in the row's metadata too."""
+    prompt = math.ceil(len(prompt_text(messages)) / 4)
+    completion = call.estimate_text_tokens()
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "estimated": True,
+    }
 
 
 def serving_seconds(call: Call) -> float:
@@ -80,7 +97,7 @@ def scrub(call: Call, secrets: tuple[str, ...]) -> None:
     call.attempts[:] = [replace(a, error=redact(a.error, secrets)) if a.error else a for a in call.attempts]
 
 
-def response_text(call: Call) -> str:
+def responses_of(call: Call) -> str:
     """The row's response: the text of the one choice, or of each choice (n > 1) as a JSON list in index order."""
     if len(call.texts) <= 1:
         return call.text(next(iter(call.texts), 0))
@@ -102,10 +119,13 @@ def build_record(
     log_content: bool,
     cost: float,
     secrets: tuple[str, ...] = (),
+    max_text: int = 0,
 ) -> CallRecord:
     """The api_logs row for a call; prompt and response text only when content logging is on.
 
-    `cost` is the figure the client was shown (cost_of, priced once); `secrets` are masked in error text.
+    `cost` is the figure the client was shown (cost_of, priced once); `secrets` are masked in error text. Prompt
+    and response longer than `max_text` characters (0: no cap) keep their head and tail; the metadata records
+    their full length and that they were cut.
     """
     scrub(call, secrets)
     prompt, completion, reasoning, cached, total = usage_numbers(call.usage)
@@ -118,6 +138,17 @@ def build_record(
         metadata["x_title"] = client.title[:200]
     if call.cancelled:
         metadata["cancelled"] = True
+    if call.usage and call.usage.get("estimated") is True:
+        metadata["usage_estimated"] = True
+    prompt_text = response_text = None
+    if log_content:
+        prompt_text = orjson.dumps(payload.get("messages", payload.get("prompt"))).decode()
+        if max_text and len(prompt_text) > max_text:
+            metadata["prompt_chars"], metadata["prompt_cut"] = len(prompt_text), True
+            prompt_text = head_and_tail(prompt_text, max_text)
+        response_text = responses_of(call)
+        if call.text_cut:
+            metadata["response_chars"], metadata["response_cut"] = call.text_chars, True
     return CallRecord(
         request_id=call.request_id,
         started_at=call.started_wall,
@@ -147,7 +178,34 @@ def build_record(
         api_key_name=client.api_key_name,
         client_ip=client.ip,
         endpoint=client.endpoint,
-        prompt=orjson.dumps(payload.get("messages", payload.get("prompt"))).decode() if log_content else None,
-        response=response_text(call) if log_content else None,
+        prompt=prompt_text,
+        response=response_text,
         metadata=metadata,
     )
+
+
+def reduced_record(
+    call: Call, status: int, error: str, client: ClientInfo, secrets: tuple[str, ...], why: str
+) -> CallRecord:
+    """The row of a call whose full row cannot be built: no content, `metadata.reduced` says why; if even the
+    usage or attempts cannot be read, the bare facts (who, when, which status), so the call is still on record."""
+    try:
+        cost = cost_of(call)
+        reduced = build_record(call, {}, status, error, client, False, cost, secrets)
+        return replace(reduced, metadata={**reduced.metadata, "reduced": why})
+    except Exception:  # the upstream's usage or an attempt is what cannot be read: keep the bare facts
+        return CallRecord(
+            request_id=call.request_id,
+            started_at=call.started_wall,
+            model_id=call.model_id,
+            provider=call.deployment.provider if call.deployment else "",
+            deployment=call.deployment.name if call.deployment else "",
+            stream=call.stream,
+            status_code=status,
+            latency_ms=(time.perf_counter() - call.started) * 1000.0,
+            error=redact(error, secrets)[:500],
+            api_key_name=client.api_key_name,
+            client_ip=client.ip,
+            endpoint=client.endpoint,
+            metadata={"reduced": why, "bare": True},
+        )

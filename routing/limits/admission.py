@@ -69,13 +69,11 @@ class Guards:
     def has_room(self, dep: DeploymentConfig) -> bool:
         return not dep.max_concurrent or self._in_flight.get(dep.key, 0) < dep.max_concurrent
 
-    async def admit(
-        self, dep: DeploymentConfig, model: ModelConfig, tokens: int, force: bool = False
-    ) -> Admission | Skip:
+    async def admit(self, dep: DeploymentConfig, model: ModelConfig, tokens: int) -> Admission | Skip:
         if not self.has_room(dep):
             return Skip(dep, "full")
         now = self._clock()
-        if not self.breakers.try_acquire(dep.key, now, force=force):
+        if not self.breakers.try_acquire(dep.key, now):
             blocked = self.breakers.blocked(dep.key, now)
             if blocked is not None:
                 return Skip(dep, "retry_after", blocked[0], status=blocked[1])

@@ -8,15 +8,14 @@ block is capped at `retry_after_cap` seconds (an upstream answering `Retry-After
 deployment out for millennia), and `clear_blocks` lifts every block (a config reload: the operator changed something).
 
 States: closed -> open (N consecutive failures, or a failure rate over a sliding window) -> half_open after the
-cooldown, which admits exactly one trial at a time (`try_acquire`) -> closed on the trial's success, or open
-again (with a longer cooldown, capped) on its failure.
+cooldown (or at once when a health probe passes, `probe_passed`), which admits exactly one trial at a time
+(`try_acquire`) -> closed on the trial's success, or open again (with a longer cooldown, capped) on its failure.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -122,16 +121,11 @@ class CircuitBreaker:
             return self.until is None or now >= self.until
         return not self._trial_busy(now)
 
-    def forcible(self, now: float) -> bool:
-        """Whether `try_acquire(now, force=True)` would admit: force cuts an open circuit's cooldown short, but
-        never an upstream's explicit Retry-After, and never lets a second trial in beside a running one."""
-        return now >= self.blocked_until and not (self.status == "half_open" and self._trial_busy(now))
-
-    def try_acquire(self, now: float, *, force: bool = False) -> bool:
+    def try_acquire(self, now: float) -> bool:
         """Admit a request. When the cooldown is over, this moves open -> half_open and the caller holds the
-        single trial; others are refused until its outcome is recorded. `force` (last resort when every
-        deployment is unavailable) also admits during the cooldown, as the trial; see `forcible`."""
-        if not (self.forcible(now) if force else self.available(now)):
+        single trial; others are refused until its outcome is recorded. An open circuit is never pushed past
+        during its cooldown; a passing health probe ends it (`probe_passed`)."""
+        if not self.available(now):
             return False
         if self.status == "closed":
             return True
@@ -148,6 +142,14 @@ class CircuitBreaker:
             self.status, self.opened_at, self.until, self.trial_started = "closed", None, None, None
             self.closed_at = now
             self.buckets.clear()  # the failures that tripped it must not re-trip it at once
+
+    def probe_passed(self) -> bool:
+        """A health probe just passed: an open circuit's cooldown ends now and the next request is its one trial
+        (half_open; a trial already running stays the only one). True when the state changed."""
+        if self.status != "open":
+            return False
+        self.status, self.trial_started = "half_open", None
+        return True
 
     def record_failure(self, now: float) -> None:
         """An admitted request failed through the deployment's fault."""
@@ -229,9 +231,9 @@ class BreakerBoard:
         """Whether the deployment could take a request now (no side effects)."""
         return self._get(key, now).available(now)
 
-    def try_acquire(self, key: str, now: float, *, force: bool = False) -> bool:
+    def try_acquire(self, key: str, now: float) -> bool:
         """Admit one request to the deployment; in half_open only one caller wins the trial."""
-        return self._get(key, now).try_acquire(now, force=force)
+        return self._get(key, now).try_acquire(now)
 
     def record_success(self, key: str, now: float) -> None:
         """The deployment answered successfully."""
@@ -250,6 +252,11 @@ class BreakerBoard:
             breaker.record_failure(now)
         elif breaker.status == "half_open":
             breaker.release()
+
+    def probe_passed(self, key: str) -> bool:
+        """The deployment's health probe passed: an open circuit gets its trial at once (see CircuitBreaker)."""
+        breaker = self._breakers.get(key)
+        return breaker is not None and breaker.probe_passed()
 
     def release(self, key: str) -> None:
         """Give back a held half_open trial without a verdict (the call was cancelled)."""
@@ -291,29 +298,3 @@ class BreakerBoard:
     def states(self, now: float | None = None) -> list[BreakerState]:
         """Display state of every breaker seen so far, sorted by key."""
         return [self.state(key, now) for key in sorted(self._breakers)]
-
-    def best_to_try(self, keys: Iterable[str], now: float) -> str | None:
-        """The first available key in the given order; when none is available, the one most likely to recover
-        (earliest ready time, then the longest open), so the caller still tries instead of failing untried.
-        None only when `keys` is empty. Query only: acquire with `try_acquire(key, now, force=True)`."""
-        return self._best(keys, now, forcible_only=False)
-
-    def best_to_force(self, keys: Iterable[str], now: float) -> str | None:
-        """Like `best_to_try`, but only among keys a forced acquire would admit (see `CircuitBreaker.forcible`):
-        never one under an upstream's Retry-After or with a trial running. None when there is none."""
-        return self._best(keys, now, forcible_only=True)
-
-    def _best(self, keys: Iterable[str], now: float, *, forcible_only: bool) -> str | None:
-        best: tuple[float, float, int] | None = None
-        best_key: str | None = None
-        for index, key in enumerate(keys):
-            breaker = self._get(key, now)
-            if breaker.available(now):
-                return key
-            if forcible_only and not breaker.forcible(now):
-                continue
-            opened = breaker.opened_at if breaker.opened_at is not None else now
-            rank = (breaker.ready_at(now), opened, index)
-            if best is None or rank < best:
-                best, best_key = rank, key
-        return best_key

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 HealthStatus = Literal["unknown", "healthy", "unhealthy"]
 OnChange = Callable[[str, bool, str], Awaitable[None] | None]
+OnPass = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,12 +174,13 @@ class HealthMonitor:
         targets: Sequence[ProbeTarget],
         on_change: OnChange | None = None,
         *,
+        on_pass: OnPass | None = None,
         policy: HealthPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._get = get
         self.targets = {t.key: t for t in targets}
-        self._on_change = on_change
+        self._on_change, self._on_pass = on_change, on_pass
         self.tracker = HealthTracker(policy)
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
@@ -224,6 +226,8 @@ class HealthMonitor:
         target = self.targets[key]
         ok, detail = await self._probe(target)
         changed = self.tracker.record_probe(key, ok, self._clock(), detail)
+        if ok and self._on_pass is not None:
+            self._on_pass(key)  # every pass, not only a flip: an open circuit may wait for it
         if changed:
             healthy = self.tracker.healthy(key)
             log.log(

@@ -6,7 +6,8 @@ once (`max_in_flight`). `behaviour` (instance-wide, settable at run time, unknow
 status (HTTP error status with `{"error": ...}`), delay (seconds before answering), fail (Golem `success:false`,
 Modal `status:"error"`, RunPod `FAILED`), reply (the text), usage (report `{prompt_tokens, completion_tokens}`),
 no_success (Golem: leave `success` out), malformed (a non-JSON body), runpod_status (e.g. "IN_PROGRESS"),
-runpod_output ("dict" = `{"response": text}`, "str", "list"), health_status and health_delay (GET /health).
+runpod_output ("dict" = `{"response": text}`, "str", "list"), receipt_depth (Golem: the receipt nested that many
+lists deep), health_status and health_delay (GET /health).
 With `api_key` set, requests without `Authorization: Bearer <api_key>` get 401.
 """
 
@@ -43,6 +44,7 @@ class BeaconBehaviour:
     runpod_output: str = "dict"
     health_status: int = 200
     health_delay: float = 0.0
+    receipt_depth: int = 0
 
     @classmethod
     def of(cls, behaviour: Mapping[str, Any]) -> BeaconBehaviour:
@@ -230,7 +232,10 @@ class FakeGolem(_FakeBeacon):
         payload |= {"error": f"[{self.name}] simulated failure"} if b.fail else {"response": text}
         if b.no_success:
             del payload["success"]
-        payload["receipt"] = self._receipt(model)
+        receipt: Any = self._receipt(model)
+        for _ in range(b.receipt_depth):
+            receipt = [receipt]
+        payload["receipt"] = receipt
         return payload | ({"usage": usage} if usage else {})
 
 

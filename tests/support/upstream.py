@@ -4,7 +4,8 @@ A chat request may carry `x_test: {"<upstream name>": {...}, "*": {...}}`; the u
 instance `behaviour`, overridden by `x_test["*"]`, overridden by `x_test[name]`. Behaviour keys:
 status (+ retry_after), delay_headers, delay_first_chunk, chunk_delay, cut_after (abort the TCP connection
 after N content chunks), stall_after (+ stall_seconds: go silent after N content chunks, then carry on),
-malformed (+ malformed_after), reply, chunks, no_done, usage_in_last_chunk, reasoning_tokens, cached_tokens,
+malformed (+ malformed_after), reply, chunks, finish_reason (of the last chunk, e.g. vLLM's "abort"), no_done,
+usage_in_last_chunk, reasoning_tokens, cached_tokens,
 context_length (a prompt with more tokens gets OpenAI's 400 `context_length_exceeded`), error (with a 4xx/5xx
 status: the error object to answer with), system_fingerprint (in every response, and in a stream's chunks as
 fingerprint_on says: `all`, as OpenAI; `first`; `usage`, only in the usage chunk, as vLLM 0.32), reasoning
@@ -88,6 +89,7 @@ class Behaviour:
     malformed_after: int = 0
     reply: str | None = None
     chunks: int = 5
+    finish_reason: str = "stop"
     no_done: bool = False
     usage_in_last_chunk: bool = False
     reasoning_tokens: int | None = None
@@ -358,7 +360,7 @@ class FakeUpstream(LoopServer):
             message = {"role": "assistant", "content": reply + _nth(j)}
             if b.reasoning is not None:
                 message[b.reasoning_field] = b.reasoning
-            choices.append({"index": j, "message": message, "finish_reason": "stop"})
+            choices.append({"index": j, "message": message, "finish_reason": b.finish_reason})
         payload = {**base, "object": "chat.completion", "choices": choices, "usage": usage}
         return web.json_response(payload, status=b.status, headers=self._headers())
 
@@ -440,7 +442,7 @@ async def _chunks(
         await asyncio.sleep(b.chunk_delay)
         if i < len(pieces):
             yield _sse(chunk({"content": pieces[i]}, final=i == len(pieces) - 1))
-    last = chunk({}, "stop")
+    last = chunk({}, b.finish_reason)
     if usage is not None and b.usage_in_last_chunk:
         last["usage"] = usage
     yield _sse(last)

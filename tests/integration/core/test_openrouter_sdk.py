@@ -128,7 +128,8 @@ def test_rate_limit_is_typed_and_worth_a_retry(gateway_factory: GatewayFactory) 
 def test_upstream_failures_are_typed(gateway_factory: GatewayFactory, upstreams) -> None:
     a, _ = upstreams
     a.behaviour = {"status": 500}
-    client = sdk(gateway_factory(models(route(a))).url)
+    # a threshold the two calls cannot reach: an open circuit would (rightly) make the second one a 503
+    client = sdk(gateway_factory(models(route(a)), CIRCUIT_FAILURE_THRESHOLD="100").url)
     with pytest.raises(errors.BadGatewayResponseError) as whole:
         client.chat.send(model="m", messages=MESSAGES)
     with pytest.raises(errors.BadGatewayResponseError) as streamed:  # failed before the stream committed

@@ -96,16 +96,22 @@ def test_retry_after_is_the_smallest_wait_of_all_blocked(gateway_factory: Gatewa
     assert int(second.headers["retry-after"]) <= 5
 
 
-def test_open_circuit_is_forced_once_per_call_and_one_trial_at_a_time(
+def test_open_circuit_is_never_pushed_past_and_its_trial_is_one_at_a_time(
     gateway_factory: GatewayFactory, upstreams
 ) -> None:
+    """Issue 19: an open circuit used to be pushed past (one forced request per call, a 502) while /health said
+    503; nothing can serve until the cooldown ends, and then one trial decides."""
     a, _ = upstreams
-    gw = gateway_factory(models(route(a)), CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="60")
+    gw = gateway_factory(models(route(a)), CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="2")
     a.behaviour = {"status": 500}
     assert chat(gw.url).status_code == 502
-    assert a.count == 2, "one attempt trips the circuit, then one forced trial; no forced loop"
-    assert chat(gw.url).status_code == 502
-    assert a.count == 3, "an open circuit alone: exactly one forced trial per call"
+    assert a.count == 1, "the attempt that trips the circuit is the last request it lets through"
+    refused = chat(gw.url)
+    assert refused.status_code == 503 and a.count == 1, refused.text
+    assert refused.json()["error"]["code"] == "no_deployment_available" and "circuit open" in refused.text
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    assert httpx.get(f"{gw.url}/health").status_code == 503  # the call and /health say the same
+    assert wait_until(lambda: httpx.get(f"{gw.url}/health").status_code == 200, 4)  # the cooldown is over
     a.behaviour = {"delay_headers": 1.5}
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(chat(gw.url).status_code)) for _ in range(4)]
@@ -114,7 +120,7 @@ def test_open_circuit_is_forced_once_per_call_and_one_trial_at_a_time(
     for t in threads:
         t.join(20)
     assert sorted(results) == [200, 503, 503, 503], results
-    assert a.count == 4, "a half-open circuit lets one trial through, not every concurrent call"
+    assert a.count == 2, "a half-open circuit lets one trial through, not every concurrent call"
     assert row(gw.url, "a")["circuit"] == "closed"
     assert chat(gw.url).status_code == 200
 

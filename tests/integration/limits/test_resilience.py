@@ -59,15 +59,23 @@ def test_hosted_probe_uses_models_endpoint_with_key(gateway_factory: GatewayFact
     assert "sk-test" not in httpx.get(f"{gw.url}/routing").text + httpx.get(f"{gw.url}/health").text
 
 
-def test_all_unhealthy_gives_503_health_but_still_tries(gateway_factory: GatewayFactory, upstreams) -> None:
+def test_all_unhealthy_is_503_on_health_and_on_calls_until_a_probe_passes(
+    gateway_factory: GatewayFactory, upstreams
+) -> None:
+    """Issue 19: /health said 503 while calls still went to the deployment health checks had taken down (and
+    succeeded, or answered 502): both now say what the probes say."""
     a, _ = upstreams
     config = models({"kind": "vllm", "name": "a", "base_url": a.base_url})
     gw = gateway_factory(config, {"health_check": 0.2, "timeout": 1})
     a.behaviour = {"health_status": 500}
     assert wait_until(lambda: httpx.get(f"{gw.url}/health").status_code == 503)
     assert "health" in httpx.get(f"{gw.url}/health").json()["reason"]
-    # the chat endpoint itself still works: the only deployment is tried rather than refused untried
-    assert chat(gw.url).status_code == 200
+    refused = chat(gw.url)
+    assert refused.status_code == 503 and a.count == 0, refused.text
+    assert "health check failed" in refused.json()["error"]["message"]
+    a.behaviour = {}
+    assert wait_until(lambda: httpx.get(f"{gw.url}/health").status_code == 200)
+    assert chat(gw.url).status_code == 200 and a.count == 1
 
 
 def test_circuit_opens_then_half_open_trial_closes_it(gateway_factory: GatewayFactory, upstreams) -> None:

@@ -82,7 +82,7 @@ def test_client_tpm_follows_the_same_rule(gateway_factory: GatewayFactory, silen
 
 
 def test_client_tpm_is_released_when_nothing_was_delivered(gateway_factory: GatewayFactory, silent) -> None:
-    gw = gateway_factory(models(route(silent)), CLIENT_TPM=str(TPM))
+    gw = gateway_factory(models(route(silent)), CLIENT_TPM=str(TPM), CIRCUIT_FAILURE_THRESHOLD="100")
     for _ in range(4):  # each fails before a byte reached the client: released, so none is refused for tokens
         assert chat(gw.url, x_test={"a": {"status": 500}}).status_code == 502
     assert silent.count >= 4

@@ -183,42 +183,6 @@ def test_uncounted_failure_in_half_open_frees_the_trial() -> None:
     assert board.try_acquire(K, 31.5)
 
 
-def test_best_to_try_prefers_available_in_order() -> None:
-    board = BreakerBoard()
-    tripped(board, "m/a", 0.0)
-    assert board.best_to_try(["m/a", "m/b", "m/c"], 1.0) == "m/b"
-    assert board.best_to_try([], 1.0) is None
-
-
-def test_best_to_try_picks_earliest_recovery_when_all_unavailable() -> None:
-    board = BreakerBoard()
-    tripped(board, "m/a", 10.0)  # until 40
-    tripped(board, "m/b", 0.0)  # until 30
-    board.block_until("m/c", 35.0)
-    assert board.best_to_try(["m/a", "m/b", "m/c"], 20.0) == "m/b"
-    board.block_until("m/b", 100.0)
-    assert board.best_to_try(["m/a", "m/b", "m/c"], 20.0) == "m/c"
-
-
-def test_best_to_try_ties_go_to_the_oldest_open() -> None:
-    board = BreakerBoard(BreakerConfig(cooldown=0.0))
-    tripped(board, "m/a", 5.0)
-    tripped(board, "m/b", 1.0)
-    board.block_until("m/a", 50.0)
-    board.block_until("m/b", 50.0)
-    assert board.best_to_try(["m/a", "m/b"], 10.0) == "m/b"
-
-
-def test_forced_acquire_makes_the_request_a_trial() -> None:
-    board = BreakerBoard()
-    tripped(board, K, 0.0)
-    assert not board.try_acquire(K, 1.0)
-    assert board.try_acquire(K, 1.0, force=True)
-    assert board.state(K, 1.0).status == "half_open"
-    board.record_success(K, 2.0)
-    assert board.state(K, 2.0).status == "closed"
-
-
 def test_state_defaults_to_last_seen_time_and_lists_all() -> None:
     board = BreakerBoard()
     board.record_failure("m/b", 3.0)

@@ -1,4 +1,5 @@
-"""The "every deployment is unavailable" paths: forced trials, Retry-After refusals, bounded queueing, reloads."""
+"""The "every deployment is unavailable" paths: 503 without a request, one trial at a time, Retry-After refusals,
+bounded queueing, reloads."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from routing.answers import Answers
 from routing.call import Call
 from routing.config.schema import DeploymentConfig, GatewayConfig, ModelConfig, RoutingConfig
-from routing.errors import AllAttemptsFailed, NoDeploymentAvailable, RateLimited, UpstreamError
+from routing.errors import NoDeploymentAvailable, RateLimited, UpstreamError
 from routing.executor import Executor, ExecutorSettings
 from routing.limits.admission import Admission, Guards, Skip
 from routing.limits.breaker import BreakerBoard, BreakerConfig
@@ -98,20 +99,33 @@ async def test_503_retry_after_everywhere_refuses_with_503() -> None:
     assert ex.hits == {"a": 1} and refused.value.retry_after == pytest.approx(7.0)
 
 
-async def test_open_circuit_beside_a_retry_after_is_the_one_forced_once() -> None:
+async def test_nothing_can_serve_is_a_503_without_an_upstream_request() -> None:
+    """Issue 19: an open circuit beside a Retry-After used to be pushed past (a request, a 502); /health said 503."""
     route, guards, clock = setup(dep("a"), dep("b"), breaker=BreakerConfig(consecutive_failures=1, cooldown=60))
     guards.breakers.block_until("m/a", clock.now + 30)
     guards.breakers.record_failure("m/b", clock.now)
     ex = Scripted(guards, {"a": None, "b": UpstreamError("status", "b: HTTP 500", status=500)})
-    with pytest.raises(AllAttemptsFailed):
+    with pytest.raises(NoDeploymentAvailable) as refused:
         await ex.complete(route, PAYLOAD, call())
-    assert ex.hits == {"a": 0, "b": 1}, "Retry-After is never forced; the open circuit gets one trial per call"
+    assert ex.hits == {"a": 0, "b": 0}
+    assert refused.value.status == 503 and refused.value.retry_after == pytest.approx(30.0)
+    assert "b: circuit open" in refused.value.message
 
 
-async def test_forced_trial_is_one_at_a_time() -> None:
+async def test_a_passing_probe_lets_the_open_circuits_trial_run_at_once() -> None:
     route, guards, clock = setup(dep("a"), breaker=BreakerConfig(consecutive_failures=1, cooldown=60))
     guards.breakers.record_failure("m/a", clock.now)
-    assert guards.breakers.try_acquire("m/a", clock.now, force=True)  # someone else's trial is running
+    assert guards.breakers.probe_passed("m/a") and not guards.breakers.probe_passed("m/a")
+    ex = Scripted(guards, {"a": None})
+    await ex.complete(route, PAYLOAD, call())
+    assert ex.hits == {"a": 1} and guards.breakers.status("m/a") == "closed"
+
+
+async def test_a_trial_is_one_at_a_time() -> None:
+    route, guards, clock = setup(dep("a"), breaker=BreakerConfig(consecutive_failures=1, cooldown=60))
+    guards.breakers.record_failure("m/a", clock.now)
+    clock.now += 61
+    assert guards.breakers.try_acquire("m/a", clock.now)  # someone else's trial is running
     ex = Scripted(guards, {"a": None})
     with pytest.raises(NoDeploymentAvailable) as refused:
         await ex.complete(route, PAYLOAD, call())
@@ -170,18 +184,6 @@ def test_rate_limit_headers_come_from_the_soonest_skip() -> None:
     assert error.headers["x-ratelimit-remaining-requests"] == "1"
     upstream_only = _blocked(route, [Skip(a, "retry_after", 12.0, status=429), Skip(b, "retry_after", 3.5, status=429)])
     assert isinstance(upstream_only, RateLimited) and upstream_only.headers == {"retry-after": "4"}
-
-
-def test_force_cuts_a_cooldown_but_not_a_block_or_a_running_trial() -> None:
-    board = BreakerBoard(BreakerConfig(consecutive_failures=1, cooldown=60))
-    board.record_failure("m/a", 0.0)
-    board.record_failure("m/b", 0.0, retry_after=30.0, counts=False, status=503)
-    assert board.blocked("m/b", 10.0) == (20.0, 503) and board.blocked("m/a", 10.0) is None
-    assert board.best_to_force(["m/b", "m/a"], 10.0) == "m/a"
-    assert not board.try_acquire("m/b", 10.0, force=True)
-    assert board.try_acquire("m/a", 10.0, force=True)
-    assert not board.try_acquire("m/a", 10.5, force=True), "one trial at a time, forced or not"
-    assert board.best_to_force(["m/a", "m/b"], 10.5) is None
 
 
 def test_health_carry_over_keeps_a_known_outage_so_recovery_flips() -> None:
