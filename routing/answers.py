@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from adapters.anthropic import AnthropicAdapter, MessagesPayload
 from adapters.base import Adapter, ProtocolError
 from adapters.kinds import kind_spec
 from adapters.redact import redact
@@ -14,6 +15,12 @@ from routing.config.schema import DeploymentConfig
 from routing.errors import NoDeploymentAvailable, UpstreamError
 from routing.stream import chunks_from_completion
 from routing.upstream.transport import HttpTransport
+
+
+def speaks_messages(dep: DeploymentConfig) -> bool:
+    """Whether a deployment serves Anthropic's Messages API itself (`kind: anthropic`, or `messages: native`)."""
+    spec = kind_spec(dep.kind)
+    return dep.messages == "native" or (spec is not None and spec.schema == "anthropic")
 
 
 class Answers:
@@ -33,8 +40,20 @@ class Answers:
             self._adapters[dep.kind] = adapter
         return adapter
 
+    def adapter_for(self, dep: DeploymentConfig, payload: dict[str, Any]) -> Adapter:
+        """The adapter for this call: a Messages call to a deployment that serves Messages itself goes native."""
+        if isinstance(payload, MessagesPayload) and dep.messages == "native":
+            native = self._adapters.get(f"{dep.kind}+messages")
+            if native is None:
+                spec = kind_spec(dep.kind)
+                if spec is None:
+                    raise NoDeploymentAvailable(f"deployment {dep.name} has unknown kind {dep.kind}")
+                native = self._adapters[f"{dep.kind}+messages"] = AnthropicAdapter(spec)
+            return native
+        return self.adapter(dep)
+
     async def complete(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
-        adapter = self.adapter(dep)
+        adapter = self.adapter_for(dep, payload)
         request = adapter.build(dep, payload, stream=False)
         resp = await self.transport.open(dep, request, adapter, budget)
         return await self.transport.read_json(dep, resp, adapter, request)
@@ -43,14 +62,15 @@ class Answers:
         self, dep: DeploymentConfig, payload: dict[str, Any], budget: float
     ) -> AsyncGenerator[list[dict[str, Any]]]:
         """The upstream's chunks, grouped as they arrived: one non-empty list per upstream read."""
-        adapter = self.adapter(dep)
+        adapter = self.adapter_for(dep, payload)
         if not adapter.streams:
             chunks = chunks_from_completion(await self.complete(dep, payload, budget))
             if chunks:
                 yield chunks
             return
         resp = await self.transport.open(dep, adapter.build(dep, payload, stream=True), adapter, budget)
-        parse = adapter.parse_event
+        fresh = getattr(adapter, "event_parser", None)  # a schema whose events carry state gets one per stream
+        parse = fresh() if fresh is not None else adapter.parse_event
         clean, finished, stop = False, False, False
         try:
             async for events in self.transport.sse_batches(dep, resp, dep.timeouts):

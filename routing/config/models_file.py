@@ -197,6 +197,7 @@ def _deployment(
         data_collection=d.data_collection or "",
         zdr=d.zdr,
         quantization="" if d is m else d.quantization.strip(),  # the shorthand's is the model's own
+        messages=d.messages or "",
     )
 
 

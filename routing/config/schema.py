@@ -79,6 +79,7 @@ class DeploymentConfig:
     data_collection: str = ""  # "allow" | "deny"; "" = by kind and side (routing/request_routing.py)
     zdr: bool | None = None  # zero data retention; None = as data_collection
     quantization: str = ""  # "" = the model's
+    messages: str = ""  # "native": serves Anthropic's /v1/messages itself (vLLM 0.17+); "" / "translate": via chat
 
     @property
     def key(self) -> str:
