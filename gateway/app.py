@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.access import Access, AccessPolicy
+from gateway.anthropic import endpoints as anthropic
 from gateway.beacon import endpoints as beacon
 from gateway.beacon import maps, ws
 from gateway.edge import RequestHeadMiddleware
@@ -62,6 +63,11 @@ def routes() -> list[BaseRoute]:
             access=client,
             methods=get,
             refusal=openai_api.openrouter_refusal,
+        ),
+        # Anthropic's Messages API (Claude Code)
+        GuardedRoute("/v1/messages", anthropic.messages, access=client, methods=post, refusal=anthropic.refusal),
+        GuardedRoute(
+            "/v1/messages/count_tokens", anthropic.count_tokens, access=client, methods=post, refusal=anthropic.refusal
         ),
         # Project Beacon
         GuardedRoute("/inference", beacon.inference, access=client, methods=post, refusal=beacon.refusal),
