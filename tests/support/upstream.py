@@ -5,7 +5,9 @@ instance `behaviour`, overridden by `x_test["*"]`, overridden by `x_test[name]`.
 status (+ retry_after), delay_headers, delay_first_chunk, chunk_delay, cut_after (abort the TCP connection
 after N content chunks), stall_after (+ stall_seconds: go silent after N content chunks, then carry on),
 malformed (+ malformed_after), reply, chunks, no_done, usage_in_last_chunk, reasoning_tokens, cached_tokens,
-health_status and health_delay (for GET /health and /v1/models, taken from the instance behaviour only).
+health_status and health_delay (for GET /health and /v1/models, taken from the instance behaviour only),
+tool_call ({name, arguments}: answer with that call, finish_reason `tool_calls`, unless the last message is
+already a tool result).
 Every response carries `x-upstream-name`; the default reply starts with `[<name>]`.
 """
 
@@ -82,6 +84,7 @@ class Behaviour:
     cached_tokens: int | None = None
     health_status: int = 200
     health_delay: float = 0.0
+    tool_call: dict[str, Any] | None = None
 
     @classmethod
     def merge(cls, *layers: Mapping[str, Any] | None) -> Behaviour:
@@ -244,6 +247,8 @@ class FakeUpstream(LoopServer):
                 return self._error(behaviour.status, f"simulated {behaviour.status}", behaviour.retry_after)
             reply = behaviour.reply if behaviour.reply is not None else default_reply(self.name, behaviour.chunks)
             usage = _usage(count_prompt_tokens(body["messages"]), count_tokens(reply), behaviour)
+            if behaviour.tool_call and (body["messages"][-1:] or [{}])[0].get("role") == "tool":
+                behaviour = dataclasses.replace(behaviour, tool_call=None)
             model = body.get("model", self.models[0])
             base = {"id": f"chatcmpl-{self.name}-{next(self._ids)}", "created": int(time.time()), "model": model}
             response: web.StreamResponse
@@ -271,8 +276,11 @@ class FakeUpstream(LoopServer):
             return web.Response(
                 text="<html>upstream exploded", content_type="application/json", headers=self._headers()
             )
-        message = {"role": "assistant", "content": reply}
+        message: dict[str, Any] = {"role": "assistant", "content": reply}
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        if b.tool_call:
+            message.update(content=None, tool_calls=[_tool_call(b.tool_call)])
+            choice["finish_reason"] = "tool_calls"
         payload = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
         return web.json_response(payload, status=b.status, headers=self._headers())
 
@@ -313,6 +321,21 @@ async def _chunks(
 
     await asyncio.sleep(b.delay_first_chunk)
     yield _sse(chunk({"role": "assistant", "content": ""}))
+    if b.tool_call:  # the call's name first, then its arguments in two pieces
+        call = _tool_call(b.tool_call)
+        arguments = call["function"]["arguments"]
+        yield _sse(
+            chunk(
+                {"tool_calls": [{**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}]}
+            )
+        )
+        for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+            yield _sse(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+        yield _sse(chunk({}, "tool_calls"))
+        if usage is not None:
+            yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        yield b"data: [DONE]\n\n"
+        return
     # Position i is the i-th content chunk; position len(pieces) is the finish chunk.
     for i in range(len(pieces) + 1):
         if b.malformed and i == min(b.malformed_after, len(pieces)):
@@ -333,6 +356,12 @@ async def _chunks(
         yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     if not b.no_done:
         yield b"data: [DONE]\n\n"
+
+
+def _tool_call(spec: Mapping[str, Any]) -> dict[str, Any]:
+    arguments = spec.get("arguments", {})
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return {"id": spec.get("id", "call_1"), "type": "function", "function": {"name": spec["name"], "arguments": text}}
 
 
 def _sse(payload: Mapping[str, Any]) -> bytes:
