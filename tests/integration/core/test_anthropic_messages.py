@@ -12,6 +12,7 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from openai import OpenAI
 
 from tests.conftest import GatewayFactory
 from tests.integration.core.conftest import models, route
@@ -225,3 +226,46 @@ def test_errors_and_keys_in_anthropic_shape(gateway_factory: GatewayFactory, ups
     with pytest.raises(anthropic.InternalServerError) as failed:
         sdk.messages.create(model="m", max_tokens=16, messages=ASK)
     assert failed.value.status_code == 502 and failed.value.body["type"] == "error"
+
+
+def test_chat_completions_to_an_anthropic_deployment(gateway_factory: GatewayFactory, native) -> None:
+    sdk = OpenAI(base_url=f"{gateway_factory(models(anthropic_route(native))).url}/v1", api_key="unused", max_retries=0)
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    whole = sdk.chat.completions.create(model="m", messages=chat, max_tokens=16)
+    assert whole.choices[0].message.content == "[claude] hello from the native upstream"
+    assert whole.choices[0].finish_reason == "stop" and whole.usage is not None and whole.usage.prompt_tokens > 0
+    sent = native.requests[-1]
+    assert sent.body["system"] == "Be brief." and sent.body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}]}
+    ]
+    assert sent.body["max_tokens"] == 16 and sent.headers["x-api-key"] == UPSTREAM_KEY
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": TOOLS[0]["input_schema"]}}]
+    stream = sdk.chat.completions.create(
+        model="m", messages=chat, tools=tools, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    calls = [c.choices[0].delta.tool_calls for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+    assert calls[0][0].function.name == "get_weather" and calls[0][0].index == 0
+    assert "".join(t[0].function.arguments or "" for t in calls) == '{"city": "Paris"}'
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_translated_stream_falls_back_before_and_errors_after_commit(
+    gateway_factory: GatewayFactory, upstreams
+) -> None:
+    a, b = upstreams
+    a.behaviour = {"status": 500}
+    sdk = client(gateway_factory(models(route(a, weight=1.0), route(b, weight=0.0))).url)
+    with sdk.messages.with_streaming_response.create(model="m", max_tokens=16, messages=ASK, stream=True) as raw:
+        assert raw.headers["x-gateway-deployment"] == "b"
+        text = "".join(
+            e.delta.text for e in raw.parse() if e.type == "content_block_delta" and e.delta.type == "text_delta"
+        )
+    assert text.startswith("[b]") and a.count == 1
+    a.behaviour, b.behaviour = {"status": 500}, {"cut_after": 2}
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        with sdk.messages.stream(model="m", max_tokens=16, messages=ASK) as events:
+            for _ in events:
+                pass
+    assert "upstream stream interrupted" in str(caught.value)
