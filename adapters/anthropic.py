@@ -90,7 +90,7 @@ class AnthropicAdapter:
         def parse(data: bytes) -> StreamEvent:
             event = _object(data, "upstream sent a stream event that is not JSON")
             if event.get("type") == "error":
-                return StreamEvent(error=_error_text(event.get("error")))
+                return StreamEvent(chunk=Relayed({"choices": []}, event), error=_error_text(event.get("error")))
             return StreamEvent(chunk=reader.read(event))
 
         return parse

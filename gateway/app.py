@@ -186,7 +186,14 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
                 allow_origins=list(settings.cors_origins),
                 allow_credentials=not wildcard,  # never credentials with `*`
                 allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["Authorization", "Content-Type", "HTTP-Referer", "X-Title", "X-Request-Id"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "HTTP-Referer",
+                    "X-Title",
+                    "X-Request-Id",
+                    *("X-Api-Key", "Anthropic-Version", "Anthropic-Beta"),  # Anthropic's SDKs
+                ],
                 expose_headers=["x-request-id", "x-gateway-deployment", "x-gateway-provider", "retry-after"],
             )
         )

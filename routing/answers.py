@@ -83,6 +83,8 @@ class Answers:
                         failure = UpstreamError("protocol", f"{dep.name}: {exc}")
                         break
                     if event.error:
+                        if event.chunk is not None:  # the upstream's own error event, for a client of its schema
+                            batch.append(event.chunk)
                         failure = UpstreamError("stream", f"{dep.name}: {redact(event.error, (dep.api_key,))}")
                         break
                     if event.done:

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from adapters.chat_messages import Relayed
 from adapters.messages_chat import message_from_chat
 from adapters.tokens import count_tokens, prompt_text
+from gateway.anthropic.formats import as_upstream_wrote
 from gateway.anthropic.relay import MessagesRelay
 from gateway.anthropic.request import MessagesCall
 from gateway.lifespan import Services
@@ -50,6 +51,9 @@ async def _admitted(ledger: CallLedger, call: MessagesCall, route: ModelRoute | 
     except Exception as exc:
         raise await ledger.crash(exc) from None
     ledger.dispatched = True
+    limit = route.model.max_output_length
+    if isinstance(call.payload.get("max_tokens"), int) and call.payload["max_tokens"] > limit:
+        call.payload["max_tokens"] = limit  # as on chat; a native deployment gets the body as the client wrote it
     return route
 
 
@@ -57,7 +61,7 @@ async def _complete(services: Services, ledger: CallLedger, route: ModelRoute, c
     try:
         return await services.executor.complete(route, call.payload, ledger.call)
     except GatewayError as exc:
-        raise await ledger.fail(exc) from None
+        raise as_upstream_wrote(await ledger.fail(exc), ledger) from None
     except asyncio.CancelledError:
         await ledger.cancelled("call cancelled: the gateway was shutting down")
         raise

@@ -8,8 +8,10 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from gateway.errors import error_headers
-from routing.errors import Category, GatewayError
+from gateway.errors import APIError, error_headers
+from gateway.telemetry.ledger import CallLedger
+from routing.answers import speaks_messages
+from routing.errors import AllAttemptsFailed, Category, GatewayError
 
 ERROR_TYPES: Mapping[int, str] = {
     400: "invalid_request_error",
@@ -55,3 +57,20 @@ def event(obj: Mapping[str, Any]) -> bytes:
 
 def error_event(error: GatewayError) -> bytes:
     return event(error_body(error))
+
+
+def as_upstream_wrote(error: GatewayError, ledger: CallLedger) -> GatewayError:
+    """A call whose last attempt was a native Messages deployment's HTTP error answers with that status and the
+    upstream's own wording (Claude Code's recovery reads it), not the gateway's summary of every attempt."""
+    last = error.last if isinstance(error, AllAttemptsFailed) else None
+    attempts, model = ledger.call.attempts, ledger.model
+    if last is None or not last.upstream_status or not attempts or model is None:
+        return error
+    name, status = attempts[-1].deployment, last.upstream_status
+    prefix = f"{name}: HTTP {status}: "  # how the transport words an upstream's status (routing/upstream)
+    native = any(d.name == name and speaks_messages(d) for d in model.deployments)
+    if not native or not last.message.startswith(prefix):
+        return error
+    # the gateway's attempts are spent either way, so the SDK is told not to multiply them
+    headers = {**error.extra_headers, "x-should-retry": "false"}
+    return ledger.mask(APIError(status, last.message[len(prefix) :], code=error.code, headers=headers))

@@ -1,5 +1,6 @@
 """The Messages stream relay: the chat surface's SSE relay (headers held to the commit point, keep-alives, client
-disconnects) speaking Anthropic's events. A native deployment's own events are relayed as they came; chat chunks
+disconnects) speaking Anthropic's events. A native deployment's own events (its `error` event too) are relayed as
+they came; chat chunks
 from any other deployment are translated as they arrive (EventWriter). A failure before the commit is an HTTP
 error in Anthropic's shape, after it one `error` event, never a silent end."""
 
@@ -14,7 +15,7 @@ from starlette.types import Send
 
 from adapters.chat_messages import Relayed
 from adapters.messages_chat import EventWriter
-from gateway.anthropic.formats import error_body, error_event, event
+from gateway.anthropic.formats import as_upstream_wrote, error_body, error_event, event
 from gateway.errors import error_headers
 from gateway.openai.formats import ChatFormat
 from gateway.openai.relay import StreamRelay
@@ -30,6 +31,7 @@ class MessagesRelay(StreamRelay):
         super().__init__(opener, ChatFormat(), ledger, keepalive, include_usage=False)
 
     async def _fail_before_commit(self, send: Send, error: GatewayError) -> None:
+        error = as_upstream_wrote(error, self.ledger)
         if self._started:  # keep-alives went out: the status is sent, so the error is an event
             await self._body(send, error_event(error), more=False)
             return
@@ -42,7 +44,7 @@ class MessagesRelay(StreamRelay):
         writer = EventWriter(call.request_id, call.model_id)
         if not self._started:
             await self._start(send, 200, self._headers(committed=True))
-        translating = False
+        translating = relayed_error = False
         try:
             async with contextlib.aclosing(upstream.batches()) as batches:
                 async for batch in batches:
@@ -50,6 +52,7 @@ class MessagesRelay(StreamRelay):
                     for chunk in batch:
                         if isinstance(chunk, Relayed):
                             events.append(self._named(chunk.event, call.model_id))
+                            relayed_error = relayed_error or chunk.event.get("type") == "error"
                             continue
                         if not translating:
                             translating = True
@@ -59,6 +62,9 @@ class MessagesRelay(StreamRelay):
                         await self._body(send, b"".join(event(e) for e in events))
         except UpstreamError as exc:
             await self.ledger.finish(exc.status, f"stream interrupted: {exc.message}")
+            if relayed_error:  # the upstream's own error event went out, as it wrote it: no second one
+                await self._body(send, b"", more=False)
+                return
             exc.message = f"upstream stream interrupted: {exc.message}"
             await self._body(send, error_event(exc), more=False)
             return

@@ -174,6 +174,20 @@ def test_native_errors_come_back_as_the_upstream_wrote_them(gateway_factory: Gat
     assert caught.value.body == {"type": "error", "error": {"type": "invalid_request_error", "message": wording}}
     with pytest.raises(anthropic.BadRequestError), sdk.messages.stream(model="m", max_tokens=16, messages=ASK) as s:
         s.get_final_message()
+    native.behaviour = {"status": 529, "message": "Overloaded"}  # retryable: tried again, then answered as written
+    for stream in (False, True):
+        with pytest.raises(anthropic.APIStatusError) as overloaded:
+            if stream:
+                with sdk.messages.stream(model="m", max_tokens=16, messages=ASK) as s:
+                    s.get_final_message()
+            else:
+                sdk.messages.create(model="m", max_tokens=16, messages=ASK)
+        assert overloaded.value.status_code == 529
+        assert overloaded.value.body == {
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": "Overloaded"},
+        }
+        assert overloaded.value.response.headers["x-should-retry"] == "false"
 
 
 def test_native_stream_error_after_commit_is_an_error_event(gateway_factory: GatewayFactory, native) -> None:
@@ -183,7 +197,7 @@ def test_native_stream_error_after_commit_is_an_error_event(gateway_factory: Gat
         with sdk.messages.stream(model="m", max_tokens=16, messages=ASK) as events:
             for _ in events:
                 pass
-    assert "Overloaded" in str(caught.value)
+    assert caught.value.body == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
 
 
 def test_vllm_messages_native_is_passed_through(gateway_factory: GatewayFactory, native) -> None:
@@ -269,3 +283,13 @@ def test_translated_stream_falls_back_before_and_errors_after_commit(
             for _ in events:
                 pass
     assert "upstream stream interrupted" in str(caught.value)
+
+
+def test_translated_max_tokens_clamped_and_session_logged(gateway_factory: GatewayFactory, upstreams, tmp_path) -> None:
+    a, _ = upstreams
+    db = tmp_path / "calls.db"
+    sdk = client(gateway_factory(models(route(a), max_output_length=64), SQLITE_DB_PATH=str(db)).url)
+    session = {"x-claude-code-session-id": "sess-42"}
+    sdk.messages.create(model="m", max_tokens=32000, messages=ASK, extra_headers=session)
+    assert a.requests[-1].body["max_tokens"] == 64
+    assert rows(db)[-1]["session_id"] == "sess-42"
