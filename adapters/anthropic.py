@@ -76,9 +76,9 @@ class AnthropicAdapter:
 
     def parse_response(self, body: bytes, request: UpstreamRequest | None = None) -> dict[str, Any]:
         data = _object(body, "upstream returned a body that is not JSON")
-        if "input_tokens" in data and "content" not in data:  # a count_tokens answer
-            usage = {"prompt_tokens": int(data["input_tokens"] or 0), "completion_tokens": 0}
-            return Relayed({"choices": [], "usage": {**usage, "total_tokens": usage["prompt_tokens"]}}, data)
+        if "input_tokens" in data and "content" not in data:  # a count_tokens answer: counting generates nothing,
+            usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}  # so it costs no tokens or USD
+            return Relayed({"choices": [], "usage": usage}, data)
         if data.get("type") != "message" or not isinstance(data.get("content"), list):
             raise ProtocolError("upstream response is not a Message (no `content` list)")
         return chat_from_message(data)

@@ -148,8 +148,9 @@ def test_native_passthrough_with_tool_round_trip(
     assert all(r["prompt_tokens"] and r["completion_tokens"] for r in logged)
 
 
-def test_native_forwards_beta_and_counts_upstream(gateway_factory: GatewayFactory, native) -> None:
-    sdk = client(gateway_factory(models(anthropic_route(native))).url)
+def test_native_forwards_beta_and_counts_upstream(gateway_factory: GatewayFactory, native, tmp_path) -> None:
+    db = tmp_path / "calls.db"
+    sdk = client(gateway_factory(models(anthropic_route(native)), SQLITE_DB_PATH=str(db)).url)
     sdk.beta.messages.create(
         model="m",
         max_tokens=16,
@@ -163,6 +164,7 @@ def test_native_forwards_beta_and_counts_upstream(gateway_factory: GatewayFactor
     assert counted.headers["x-gateway-token-count"] == "upstream"
     assert native.requests[-1].path == "/v1/messages/count_tokens"
     assert counted.parse().input_tokens == 7 + 7  # the fake's count: its tokens of the text, plus 7
+    assert rows(db)[-1]["endpoint"] == "/v1/messages/count_tokens" and not rows(db)[-1]["cost_usd"]
 
 
 def test_native_errors_come_back_as_the_upstream_wrote_them(gateway_factory: GatewayFactory, native) -> None:

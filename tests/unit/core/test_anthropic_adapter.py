@@ -70,7 +70,7 @@ def test_count_tokens_request_and_answer() -> None:
     request = adapter.build(Dep(), payload, stream=False)
     assert request.url.endswith("/v1/messages/count_tokens") and "stream" not in orjson.loads(request.body)
     counted = adapter.parse_response(b'{"input_tokens": 12}')
-    assert counted["usage"]["prompt_tokens"] == 12 and counted.event == {"input_tokens": 12}  # type: ignore[attr-defined]
+    assert counted["usage"]["total_tokens"] == 0 and counted.event == {"input_tokens": 12}  # type: ignore[attr-defined]
 
 
 def test_stream_error_event_keeps_the_upstreams_own() -> None:
