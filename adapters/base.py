@@ -58,7 +58,8 @@ class UpstreamRequest:
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    """One parsed stream event: an OpenAI chunk, or the end of the stream, or an in-band error."""
+    """One parsed stream event: an OpenAI chunk, or the end of the stream, or an in-band error (with, when the
+    schema's clients want it, the upstream's own error event as `chunk`)."""
 
     chunk: dict[str, Any] | None = None
     done: bool = False

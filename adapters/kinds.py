@@ -51,6 +51,8 @@ KINDS: dict[str, KindSpec] = {
         KindSpec(
             "mock", "openai", "mock", "mock://local", key_required=False, local=True, health_path="", in_process=True
         ),
+        # Anthropic's Messages API (base_url as Anthropic's SDK takes it); not probed: its key is not a bearer token
+        KindSpec("anthropic", "anthropic", "anthropic", "https://api.anthropic.com", health_path=""),
         # Project Beacon: Golem provider nodes, Modal web endpoints, RunPod serverless (base_url must be
         # https://api.runpod.ai/v2/<endpoint_id>). None streams; all are probed at `{base_url}/health`.
         KindSpec("golem", "golem", "golem", key_required=False, health_path="health", streams=False),

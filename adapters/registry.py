@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from adapters.anthropic import AnthropicAdapter
 from adapters.base import Adapter
 from adapters.beacon import GolemAdapter, ModalAdapter, RunPodAdapter
 from adapters.kinds import KindSpec
@@ -11,6 +12,7 @@ from adapters.openai_compat import OpenAIAdapter
 
 _FACTORIES: dict[str, Callable[[KindSpec], Adapter]] = {
     "openai": OpenAIAdapter,
+    "anthropic": AnthropicAdapter,
     "golem": GolemAdapter,
     "modal": ModalAdapter,
     "runpod": RunPodAdapter,

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.access import Access, AccessPolicy
+from gateway.anthropic import endpoints as anthropic
 from gateway.beacon import endpoints as beacon
 from gateway.beacon import maps, ws
 from gateway.edge import RequestHeadMiddleware
@@ -79,6 +80,11 @@ def routes() -> list[BaseRoute]:
             access=client,
             methods=get,
             refusal=openai_api.openrouter_refusal,
+        ),
+        # Anthropic's Messages API (Claude Code)
+        GuardedRoute("/v1/messages", anthropic.messages, access=client, methods=post, refusal=anthropic.refusal),
+        GuardedRoute(
+            "/v1/messages/count_tokens", anthropic.count_tokens, access=client, methods=post, refusal=anthropic.refusal
         ),
         # Project Beacon
         GuardedRoute("/inference", beacon.inference, access=client, methods=post, refusal=beacon.refusal),
@@ -197,7 +203,14 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
                 allow_origins=list(settings.cors_origins),
                 allow_credentials=not wildcard,  # never credentials with `*`
                 allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["Authorization", "Content-Type", "HTTP-Referer", "X-Title", "X-Request-Id"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "HTTP-Referer",
+                    "X-Title",
+                    "X-Request-Id",
+                    *("X-Api-Key", "Anthropic-Version", "Anthropic-Beta"),  # Anthropic's SDKs
+                ],
                 expose_headers=["x-request-id", "x-gateway-deployment", "x-gateway-provider", "retry-after"],
             )
         )

@@ -35,11 +35,14 @@ class AccessGuard:
             await self.app(scope, receive, send)
             return
         policy: AccessPolicy = scope["app"].state.access
-        authorization = b""
+        authorization = api_key = b""
         for key, value in scope.get("headers", ()):
             if key == b"authorization":
                 authorization = value
-                break
+            elif key == b"x-api-key":  # Anthropic's SDKs (and Claude Code) send the key this way
+                api_key = value
+        if not authorization and api_key:
+            authorization = b"Bearer " + api_key
         client = scope.get("client") or ("", 0)
         decision = policy.decide(access, authorization.decode("latin-1"), client[0], scope.get("headers", ()))
         if not decision.allowed:

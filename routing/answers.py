@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from adapters.anthropic import AnthropicAdapter, MessagesPayload
 from adapters.base import Adapter, ProtocolError
 from adapters.kinds import kind_spec
 from adapters.redact import redact
@@ -16,6 +17,12 @@ from routing.errors import NoDeploymentAvailable, UpstreamError
 from routing.legacy import translated, translated_batches
 from routing.stream import chunks_from_completion
 from routing.upstream.transport import HttpTransport
+
+
+def speaks_messages(dep: DeploymentConfig) -> bool:
+    """Whether a deployment serves Anthropic's Messages API itself (`kind: anthropic`, or `messages: native`)."""
+    spec = kind_spec(dep.kind)
+    return dep.messages == "native" or (spec is not None and spec.schema == "anthropic")
 
 
 class Answers:
@@ -36,12 +43,24 @@ class Answers:
             self._adapters[(dep.kind, text)] = adapter
         return adapter
 
+    def adapter_for(self, dep: DeploymentConfig, payload: dict[str, Any], text: bool = False) -> Adapter:
+        """The adapter for this call: a Messages call to a deployment that serves Messages itself goes native."""
+        if isinstance(payload, MessagesPayload) and dep.messages == "native":
+            native = self._adapters.get((f"{dep.kind}+messages", False))
+            if native is None:
+                spec = kind_spec(dep.kind)
+                if spec is None:
+                    raise NoDeploymentAvailable(f"deployment {dep.name} has unknown kind {dep.kind}")
+                native = self._adapters[(f"{dep.kind}+messages", False)] = AnthropicAdapter(spec)
+            return native
+        return self.adapter(dep, text)
+
     async def complete(
         self, dep: DeploymentConfig, payload: dict[str, Any], budget: float, text: bool = False
     ) -> dict[str, Any]:
         if text and dep.completions != "native":
             return await translated(self.complete, dep, payload, budget)
-        adapter = self.adapter(dep, text)
+        adapter = self.adapter_for(dep, payload, text)
         request = adapter.build(dep, payload, stream=False)
         resp = await self.transport.open(dep, request, adapter, budget)
         return await self.transport.read_json(dep, resp, adapter, request)
@@ -55,14 +74,15 @@ class Answers:
                 async for shaped in translations:
                     yield shaped
             return
-        adapter = self.adapter(dep, text)
+        adapter = self.adapter_for(dep, payload, text)
         if not adapter.streams:
             chunks = chunks_from_completion(await self.complete(dep, payload, budget))
             if chunks:
                 yield chunks
             return
         resp = await self.transport.open(dep, adapter.build(dep, payload, stream=True), adapter, budget)
-        parse = adapter.parse_event
+        fresh = getattr(adapter, "event_parser", None)  # a schema whose events carry state gets one per stream
+        parse = fresh() if fresh is not None else adapter.parse_event
         clean, finished, stop = False, False, False
         try:
             async for events in self.transport.sse_batches(dep, resp, dep.timeouts):
@@ -75,6 +95,8 @@ class Answers:
                         failure = UpstreamError("protocol", f"{dep.name}: {exc}")
                         break
                     if event.error:
+                        if event.chunk is not None:  # the upstream's own error event, for a client of its schema
+                            batch.append(event.chunk)
                         failure = UpstreamError("stream", f"{dep.name}: {redact(event.error, (dep.api_key,))}")
                         break
                     if event.done:

@@ -217,6 +217,7 @@ def _deployment(
         completions=_completions(site, d.completions, spec.native_completions, spec.schema),
         reasoning=d.reasoning or spec.reasoning,
         thinking_switch=d.thinking_switch,
+        messages=d.messages or "",
     )
 
 

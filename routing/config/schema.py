@@ -82,6 +82,7 @@ class DeploymentConfig:
     completions: str = "translate"  # `native`: /v1/completions passed through; `translate`: mapped onto chat
     reasoning: str = ""  # how a request's `reasoning` reaches it (adapters/reasoning.py); "" = its kind's
     thinking_switch: str = "enable_thinking"  # the chat_template_kwargs key, for `reasoning: chat_template_kwargs`
+    messages: str = ""  # "native": serves Anthropic's /v1/messages itself (vLLM 0.17+); "" / "translate": via chat
 
     @property
     def key(self) -> str:

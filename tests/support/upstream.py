@@ -13,7 +13,8 @@ fingerprint_on says: `all`, as OpenAI; `first`; `usage`, only in the usage chunk
 `delta.reasoning`, or `message.reasoning` when not streamed), health_status and health_delay (for GET /health
 and /v1/models, taken from the instance behaviour only).
 `POST /v1/completions` answers as vLLM and OpenAI do (tests/support/completions.py), with the same behaviours.
-POST /v1/embeddings answers deterministic vectors.
+tool_call ({name, arguments}: answer with that call, finish_reason `tool_calls`, unless the last message is
+already a tool result). POST /v1/embeddings answers deterministic vectors.
 Every response carries `x-upstream-name`; the default reply starts with `[<name>]`.
 """
 
@@ -104,6 +105,7 @@ class Behaviour:
     reasoning_field: str = "reasoning"
     reasoning_chunks: int = 3
     reasoning_delay: float = 0.0
+    tool_call: dict[str, Any] | None = None
 
     @classmethod
     def merge(cls, *layers: Mapping[str, Any] | None) -> Behaviour:
@@ -287,6 +289,8 @@ class FakeUpstream(LoopServer):
                 return web.json_response(error, status=400, headers=self._headers())
             reply = behaviour.reply if behaviour.reply is not None else default_reply(self.name, behaviour.chunks)
             usage = _usage(prompt_tokens, count_tokens(reply), behaviour)
+            if behaviour.tool_call and (body["messages"][-1:] or [{}])[0].get("role") == "tool":
+                behaviour = dataclasses.replace(behaviour, tool_call=None)
             model = body.get("model", self.models[0])
             prefix = "cmpl" if legacy else "chatcmpl"
             base = {"id": f"{prefix}-{self.name}-{next(self._ids)}", "created": int(time.time()), "model": model}
@@ -357,10 +361,14 @@ class FakeUpstream(LoopServer):
             )
         choices = []
         for j in range(n):
-            message = {"role": "assistant", "content": reply + _nth(j)}
+            message: dict[str, Any] = {"role": "assistant", "content": reply + _nth(j)}
             if b.reasoning is not None:
                 message[b.reasoning_field] = b.reasoning
-            choices.append({"index": j, "message": message, "finish_reason": b.finish_reason})
+            choice = {"index": j, "message": message, "finish_reason": b.finish_reason}
+            if b.tool_call:
+                message.update(content=None, tool_calls=[_tool_call(b.tool_call)])
+                choice["finish_reason"] = "tool_calls"
+            choices.append(choice)
         payload = {**base, "object": "chat.completion", "choices": choices, "usage": usage}
         return web.json_response(payload, status=b.status, headers=self._headers())
 
@@ -430,6 +438,21 @@ async def _chunks(
     for piece in split_reply(b.reasoning, b.reasoning_chunks) if b.reasoning else ():
         await asyncio.sleep(b.reasoning_delay)
         yield _sse(chunk({b.reasoning_field: piece}))
+    if b.tool_call:  # the call's name first, then its arguments in two pieces
+        call = _tool_call(b.tool_call)
+        arguments = call["function"]["arguments"]
+        yield _sse(
+            chunk(
+                {"tool_calls": [{**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}]}
+            )
+        )
+        for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+            yield _sse(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+        yield _sse(chunk({}, "tool_calls"))
+        if usage is not None:
+            yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        yield b"data: [DONE]\n\n"
+        return
     # Position i is the i-th content chunk; position len(pieces) is the finish chunk.
     for i in range(len(pieces) + 1):
         if b.malformed and i == min(b.malformed_after, len(pieces)):
@@ -459,6 +482,12 @@ async def _sse_all(events: Iterator[dict[str, Any]], b: Behaviour) -> AsyncGener
         await asyncio.sleep(b.chunk_delay)
         yield _sse(event)
     yield b"data: [DONE]\n\n"
+
+
+def _tool_call(spec: Mapping[str, Any]) -> dict[str, Any]:
+    arguments = spec.get("arguments", {})
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return {"id": spec.get("id", "call_1"), "type": "function", "function": {"name": spec["name"], "arguments": text}}
 
 
 def _sse(payload: Mapping[str, Any]) -> bytes:
