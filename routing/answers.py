@@ -10,10 +10,14 @@ from adapters.base import Adapter, ProtocolError
 from adapters.kinds import kind_spec
 from adapters.redact import redact
 from adapters.registry import adapter_for
+from adapters.responses_api import ResponsesAdapter
 from routing.config.schema import DeploymentConfig
 from routing.errors import NoDeploymentAvailable, UpstreamError
 from routing.stream import chunks_from_completion
 from routing.upstream.transport import HttpTransport
+
+# the payload key under which a /v1/responses call carries the client's Responses body (gateway/responses)
+RESPONSES_BODY = "__responses_body__"
 
 
 class Answers:
@@ -22,6 +26,7 @@ class Answers:
     def __init__(self, transport: HttpTransport) -> None:
         self.transport = transport
         self._adapters: dict[str, Adapter] = {}
+        self._responses: ResponsesAdapter | None = None
 
     def adapter(self, dep: DeploymentConfig) -> Adapter:
         adapter = self._adapters.get(dep.kind)
@@ -33,8 +38,21 @@ class Answers:
             self._adapters[dep.kind] = adapter
         return adapter
 
+    def _speaking(self, dep: DeploymentConfig, payload: dict[str, Any]) -> tuple[Adapter, dict[str, Any]]:
+        """The adapter and body for one attempt: a /v1/responses call carries its own body under RESPONSES_BODY,
+        sent as it is to a `responses: native` deployment, while every other deployment gets the chat payload."""
+        native = payload.get(RESPONSES_BODY)
+        if native is None:
+            return self.adapter(dep), payload
+        spec = kind_spec(dep.kind)
+        if dep.responses == "native" and spec is not None and spec.schema == "openai" and not spec.in_process:
+            if self._responses is None:
+                self._responses = ResponsesAdapter(spec)
+            return self._responses, native
+        return self.adapter(dep), {k: v for k, v in payload.items() if k != RESPONSES_BODY}
+
     async def complete(self, dep: DeploymentConfig, payload: dict[str, Any], budget: float) -> dict[str, Any]:
-        adapter = self.adapter(dep)
+        adapter, payload = self._speaking(dep, payload)
         request = adapter.build(dep, payload, stream=False)
         resp = await self.transport.open(dep, request, adapter, budget)
         return await self.transport.read_json(dep, resp, adapter, request)
@@ -43,7 +61,7 @@ class Answers:
         self, dep: DeploymentConfig, payload: dict[str, Any], budget: float
     ) -> AsyncGenerator[list[dict[str, Any]]]:
         """The upstream's chunks, grouped as they arrived: one non-empty list per upstream read."""
-        adapter = self.adapter(dep)
+        adapter, payload = self._speaking(dep, payload)
         if not adapter.streams:
             chunks = chunks_from_completion(await self.complete(dep, payload, budget))
             if chunks:

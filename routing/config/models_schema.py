@@ -71,6 +71,7 @@ class DeploymentFields(FileModel):
     data_collection: Literal["allow", "deny"] | None = None
     zdr: bool | None = None
     quantization: str = ""
+    responses: Literal["native", "translate"] | None = None
 
 
 class DeploymentFile(DeploymentFields):

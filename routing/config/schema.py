@@ -79,6 +79,7 @@ class DeploymentConfig:
     data_collection: str = ""  # "allow" | "deny"; "" = by kind and side (routing/request_routing.py)
     zdr: bool | None = None  # zero data retention; None = as data_collection
     quantization: str = ""  # "" = the model's
+    responses: str = "translate"  # /v1/responses: "native" passes it to {base_url}/responses, "translate" to chat
 
     @property
     def key(self) -> str:

@@ -5,7 +5,9 @@ instance `behaviour`, overridden by `x_test["*"]`, overridden by `x_test[name]`.
 status (+ retry_after), delay_headers, delay_first_chunk, chunk_delay, cut_after (abort the TCP connection
 after N content chunks), stall_after (+ stall_seconds: go silent after N content chunks, then carry on),
 malformed (+ malformed_after), reply, chunks, no_done, usage_in_last_chunk, reasoning_tokens, cached_tokens,
-health_status and health_delay (for GET /health and /v1/models, taken from the instance behaviour only).
+health_status and health_delay (for GET /health and /v1/models, taken from the instance behaviour only),
+tool_calls (+ tool_arguments: a request with `tools` whose last message is not a tool result is answered with a
+call of its first tool; one that ends with a tool result gets a reply that quotes it).
 Every response carries `x-upstream-name`; the default reply starts with `[<name>]`.
 """
 
@@ -82,6 +84,8 @@ class Behaviour:
     cached_tokens: int | None = None
     health_status: int = 200
     health_delay: float = 0.0
+    tool_calls: bool = False
+    tool_arguments: str = '{"city": "Paris"}'
 
     @classmethod
     def merge(cls, *layers: Mapping[str, Any] | None) -> Behaviour:
@@ -173,6 +177,7 @@ class FakeUpstream(LoopServer):
         app.router.add_post(CHAT_PATH, self._chat)
         app.router.add_get("/v1/models", self._get)
         app.router.add_get("/health", self._get)
+        self._add_routes(app)
         # handler_cancellation: a client that goes away cancels the handler, so a disconnect is seen at once.
         runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.1, access_log=None)
         await runner.setup()
@@ -187,6 +192,9 @@ class FakeUpstream(LoopServer):
             raise
         self._port = sock.getsockname()[1]
         self._runner = runner
+
+    def _add_routes(self, app: web.Application) -> None:
+        """Where a subclass adds the paths of another protocol (tests/support/responses_upstream.py)."""
 
     async def _stop(self) -> None:
         runner, self._runner = self._runner, None
@@ -243,16 +251,20 @@ class FakeUpstream(LoopServer):
             if behaviour.status >= 400:
                 return self._error(behaviour.status, f"simulated {behaviour.status}", behaviour.retry_after)
             reply = behaviour.reply if behaviour.reply is not None else default_reply(self.name, behaviour.chunks)
+            messages = body["messages"]
+            call = _tool_call(body, behaviour, len(self.requests))
+            if behaviour.tool_calls and messages and messages[-1].get("role") == "tool":
+                reply = f"[{self.name}] the tool said: {messages[-1].get('content')}"
             usage = _usage(count_prompt_tokens(body["messages"]), count_tokens(reply), behaviour)
             model = body.get("model", self.models[0])
             base = {"id": f"chatcmpl-{self.name}-{next(self._ids)}", "created": int(time.time()), "model": model}
             response: web.StreamResponse
             if not body.get("stream"):
-                response = self._complete(base, reply, usage, behaviour)
+                response = self._complete(base, reply, usage, behaviour, call)
             else:
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 stream = _chunks(
-                    base, split_reply(reply, behaviour.chunks), usage if include_usage else None, behaviour
+                    base, split_reply(reply, behaviour.chunks), usage if include_usage else None, behaviour, call
                 )
                 response, aborted = await self._stream(request, stream, behaviour)
             record.finished = not aborted
@@ -266,13 +278,17 @@ class FakeUpstream(LoopServer):
         finally:
             record.ended.set()
 
-    def _complete(self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour) -> web.Response:
+    def _complete(
+        self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour, call: dict[str, Any] | None = None
+    ) -> web.Response:
         if b.malformed:
             return web.Response(
                 text="<html>upstream exploded", content_type="application/json", headers=self._headers()
             )
-        message = {"role": "assistant", "content": reply}
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        message: dict[str, Any] = {"role": "assistant", "content": reply}
+        if call is not None:
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        choice = {"index": 0, "message": message, "finish_reason": "stop" if call is None else "tool_calls"}
         payload = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
         return web.json_response(payload, status=b.status, headers=self._headers())
 
@@ -302,8 +318,21 @@ def _usage(prompt: int, completion: int, b: Behaviour) -> dict[str, Any]:
     return usage
 
 
+def _tool_call(body: dict[str, Any], b: Behaviour, n: int) -> dict[str, Any] | None:
+    """The call of the request's first tool, when the behaviour asks for one and no tool result came yet."""
+    tools, messages = body.get("tools") or [], body.get("messages") or []
+    if not b.tool_calls or not tools or (messages and messages[-1].get("role") == "tool"):
+        return None
+    name = (tools[0].get("function") or {}).get("name", "")
+    return {"id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": b.tool_arguments}}
+
+
 async def _chunks(
-    base: dict[str, Any], pieces: list[str], usage: dict[str, Any] | None, b: Behaviour
+    base: dict[str, Any],
+    pieces: list[str],
+    usage: dict[str, Any] | None,
+    b: Behaviour,
+    call: dict[str, Any] | None = None,
 ) -> AsyncGenerator[bytes | None]:
     """Yield the SSE byte events of one stream, sleeping as the behaviour asks; None means: cut the connection."""
 
@@ -312,6 +341,25 @@ async def _chunks(
         return {**base, "object": "chat.completion.chunk", "choices": [choice]}
 
     await asyncio.sleep(b.delay_first_chunk)
+    if call is not None:
+        args = call["function"]["arguments"]
+        head = {"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"]}}
+        yield _sse(
+            chunk(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{**head, "function": {**head["function"], "arguments": ""}}],
+                }
+            )
+        )
+        for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+            yield _sse(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+        yield _sse(chunk({}, "tool_calls"))
+        if usage is not None:
+            yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        yield b"data: [DONE]\n\n"
+        return
     yield _sse(chunk({"role": "assistant", "content": ""}))
     # Position i is the i-th content chunk; position len(pieces) is the finish chunk.
     for i in range(len(pieces) + 1):
