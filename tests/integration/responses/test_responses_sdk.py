@@ -4,8 +4,8 @@ tool round trip, previous_response_id across deployments, native passthrough, st
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
