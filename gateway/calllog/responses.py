@@ -13,13 +13,14 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
 from sqlalchemy import Column, MetaData, Table, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.calllog.database import create_private, make_engine
+from gateway.calllog.database import EngineFactory, create_private, make_engine
 from gateway.calllog.schema import UTCDateTime
 from gateway.calllog.settings import StorageSettings
 
@@ -58,8 +59,11 @@ class StoredResponse:
 class ResponseStore:
     """Keeps responses in the call-log database, the newest `capacity` also in memory."""
 
-    def __init__(self, settings: StorageSettings, capacity: int = 1024) -> None:
+    def __init__(
+        self, settings: StorageSettings, capacity: int = 1024, *, engine_factory: EngineFactory | None = None
+    ) -> None:
         self.settings, self.capacity = settings, capacity
+        self._factory = engine_factory or partial(make_engine, settings)
         self._recent: OrderedDict[str, StoredResponse] = OrderedDict()
         self._deleted: set[str] = set()
         self._engine: AsyncEngine | None = None
@@ -71,7 +75,7 @@ class ResponseStore:
             return None
         async with self._lock:
             if self._engine is None:
-                engine = make_engine(self.settings)
+                engine = self._factory()
                 if engine.dialect.name == "sqlite" and engine.url.database:
                     await asyncio.to_thread(create_private, engine.url.database)
                 try:
@@ -123,7 +127,9 @@ class ResponseStore:
 
     async def get(self, response_id: str) -> StoredResponse | None:
         if response_id in self._deleted:
-            return None
+            if self._writes:
+                return None
+            self._deleted.clear()  # every write has landed, and each of these deletions was done after it
         if (stored := self._recent.get(response_id)) is not None:
             return stored
         engine = await self._ready()
@@ -152,7 +158,7 @@ class ResponseStore:
         if engine is not None:
             async with engine.begin() as conn:
                 await conn.execute(delete(responses_table).where(responses_table.c.id == response_id))
-        if found:
+        if found and self._writes:
             self._deleted.add(response_id)  # a write still in flight must not bring it back
         return found
 

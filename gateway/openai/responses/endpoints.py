@@ -79,7 +79,7 @@ async def create_response(request: Request) -> Any:
     route = services.manager.route(chat.model)
     model = route.model if route else services.config.resolve(chat.model)
     request_id = request.scope["state"]["request_id"]
-    ledger = services.books.open(request_id, chat.model, model, body, client_info(request, ENDPOINT), stream)
+    ledger = services.books.open(request_id, chat.model, model, chat.original, client_info(request, ENDPOINT), stream)
     try:
         if route is None:
             raise unroutable(model, chat.model)
@@ -137,18 +137,25 @@ async def delete_response(request: Request) -> JSONResponse:
     return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
 
 
+def _listed(item: dict[str, Any], i: int, response_id: str) -> dict[str, Any]:
+    """An input item as input_items lists it: with an id, and a message's text as an `input_text` part."""
+    listed = {"id": f"msg_{response_id}_{i}", **item}
+    if "role" in listed:
+        listed.setdefault("type", "message")
+        if isinstance(listed.get("content"), str):
+            listed["content"] = [{"type": "input_text", "text": listed["content"]}]
+    return listed
+
+
 async def input_items_of(request: Request) -> Response:
     services: Services = request.app.state.services
     response_id = request.path_params["response_id"]
     stored = await _store(services).get(response_id)
     if stored is None:
         raise _not_found(response_id)
-    items = [
-        item if item.get("id") else {**item, "id": f"msg_{i}_{response_id}"} for i, item in enumerate(stored.input)
-    ]
+    data = [_listed(item, i, response_id) for i, item in enumerate(stored.input)]
     if request.query_params.get("order", "desc") == "desc":
-        items.reverse()
-    data = [{"type": "message", **item} if "role" in item and "type" not in item else item for item in items]
+        data.reverse()
     return JSONResponse(
         {
             "object": "list",

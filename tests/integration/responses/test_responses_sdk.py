@@ -170,16 +170,29 @@ def test_native_first_turn_then_translated_fallback(gateway_factory: GatewayFact
         assert messages[1] == {"role": "assistant", "content": "[gpu] responses reply"}
 
 
+def test_previous_response_id_after_a_restart_reads_the_database(gateway_factory: GatewayFactory, upstreams) -> None:
+    a, _ = upstreams
+    first_gateway = gateway_factory(models(translating(a)))
+    db = str(first_gateway.settings.storage.sqlite_path)
+    first = client(first_gateway.url).responses.create(model="m", input="My name is Ada.")
+    first_gateway.stop()  # its memory is gone: only the call-log database still knows the first turn
+    second_gateway = gateway_factory(models(translating(a)), SQLITE_DB_PATH=db)
+    second = client(second_gateway.url).responses.create(model="m", previous_response_id=first.id, input="And?")
+    assert second.output_text.startswith("[a]")
+    assert [m["content"] for m in a.requests[-1].body["messages"]] == ["My name is Ada.", first.output_text, "And?"]
+    stored = sqlite3.connect(db).execute("SELECT id, model FROM responses ORDER BY created_at").fetchall()
+    assert stored == [(first.id, "m"), (second.id, "m")]
+
+
 def test_get_delete_input_items_and_404s(gateway_factory: GatewayFactory, upstreams) -> None:
     a, _ = upstreams
     gw = gateway_factory(models(translating(a)))
     c = client(gw.url)
-    made = c.responses.create(model="m", input=[{"role": "user", "content": "one"}])
-    assert c.responses.retrieve(made.id).id == made.id
-    items = c.responses.input_items.list(made.id)
-    assert [item.content[0].text if not isinstance(item.content, str) else item.content for item in items.data] == [
-        "one"
-    ] or items.data
+    made = c.responses.create(model="m", input=[{"role": "user", "content": "one"}, {"role": "user", "content": "two"}])
+    assert c.responses.retrieve(made.id).output_text == made.output_text
+    items = c.responses.input_items.list(made.id, order="asc")
+    assert [item.content[0].text for item in items.data] == ["one", "two"]  # type: ignore[union-attr]
+    assert all(item.id for item in items.data) and items.first_id == items.data[0].id
     with pytest.raises(openai.NotFoundError) as missing:
         c.responses.retrieve("resp_nope")
     assert missing.value.body["code"] == "not_found"  # type: ignore[index]
