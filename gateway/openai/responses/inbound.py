@@ -11,7 +11,16 @@ from typing import Any
 from gateway.errors import APIError
 
 # Responses fields with a chat counterpart of the same name and meaning
-_SAME = ("temperature", "top_p", "parallel_tool_calls", "user", "top_logprobs", "seed", "service_tier")
+_SAME = (
+    "temperature",
+    "top_p",
+    "parallel_tool_calls",
+    "user",
+    "top_logprobs",
+    "seed",
+    "service_tier",
+    "prompt_cache_key",
+)
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
 
 

@@ -217,3 +217,30 @@ def test_stream_failure_before_first_event_falls_back_and_mid_stream_fails_loudl
     events = list(client(gw.url).responses.create(model="m", input="hi", stream=True))
     assert events[-1].type == "response.failed"
     assert events[-1].response.error is not None and "interrupted" in events[-1].response.error.message
+
+
+def test_failure_after_keepalives_ends_with_response_failed(gateway_factory: GatewayFactory, upstreams) -> None:
+    a, _ = upstreams
+    a.behaviour = {"delay_headers": 1.6, "status": 503}  # past the 1 s keep-alive: the 200 has gone out
+    gw = gateway_factory(models(translating(a)))
+    with httpx.stream("POST", f"{gw.url}/v1/responses", json={"model": "m", "input": "hi", "stream": True}) as resp:
+        assert resp.status_code == 200
+        body = resp.read().decode()
+    assert body.startswith(": keep-alive")
+    events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
+    assert [e["type"] for e in events] == ["response.created", "response.in_progress", "response.failed"]
+    assert events[-1]["response"]["status"] == "failed" and events[-1]["response"]["error"]["message"]
+    assert "event: response.failed" in body
+
+
+def test_native_stream_cut_mid_way_ends_with_response_failed(gateway_factory: GatewayFactory) -> None:
+    with FakeResponsesUpstream.in_thread("vllm", {"cut_after": 2}) as up:
+        gw = gateway_factory(models(route(up)))
+        events = list(client(gw.url).responses.create(model="m", input="Hi", stream=True))
+        assert [e.type for e in events][-3:] == [
+            "response.output_text.delta",
+            "response.output_text.delta",
+            "response.failed",
+        ]
+        assert [e.sequence_number for e in events] == list(range(len(events)))
+        assert "interrupted" in events[-1].response.error.message  # type: ignore[union-attr]
