@@ -62,8 +62,17 @@ def _native_body(body: dict[str, Any], history: list[dict[str, Any]]) -> dict[st
     native = {k: v for k, v in body.items() if k != "stream"}
     if history:
         native.pop("previous_response_id", None)
-        native["input"] = [*history, *input_items(body)]
+        native["input"] = [*(p for item in history if (p := _portable(item)) is not None), *input_items(body)]
     return native
+
+
+def _portable(item: dict[str, Any]) -> dict[str, Any] | None:
+    """A stored item as any upstream takes it back: without the item id and status another deployment (or the
+    gateway) gave it, which this one would look up and not find; reasoning only when it is encrypted_content (the
+    one form an upstream can verify), never another model's plain text."""
+    if item.get("type") == "reasoning":
+        return item if item.get("encrypted_content") else None
+    return {k: v for k, v in item.items() if k not in ("id", "status")}
 
 
 async def create_response(request: Request) -> Any:

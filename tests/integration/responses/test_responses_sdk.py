@@ -152,7 +152,9 @@ def test_native_deployment_gets_the_request_untouched(gateway_factory: GatewayFa
         streamed = up.requests[-1].body
         assert streamed["stream"] is True and "previous_response_id" not in streamed
         assert streamed["input"][0] == {"type": "message", "role": "user", "content": "Hi"}
-        assert streamed["input"][1]["id"] == "msg_vllm_1" and streamed["input"][2]["content"] == "Hi again"
+        assert streamed["input"][1]["role"] == "assistant" and "id" not in streamed["input"][1]
+        assert streamed["input"][1]["content"][0]["text"] == "[vllm] responses reply"
+        assert streamed["input"][2]["content"] == "Hi again"
         assert c.responses.retrieve(events[-1].response.id).output_text == "[vllm] responses reply"
 
 
