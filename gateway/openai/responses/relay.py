@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from adapters.responses_api import NATIVE
@@ -58,6 +59,9 @@ class ResponsesRelay(StreamRelay):
                         if isinstance(event, dict):
                             native = self._opened = True
                             self.events.sequence = int(event.get("sequence_number") or 0) + 1
+                            named = (event.get("response") or {}).get("id")
+                            if event.get("type") == "response.created" and isinstance(named, str):
+                                self.events.env = replace(self.events.env, id=named)  # a failure names it too
                             if event.get("type") in _ENDS and isinstance(event.get("response"), dict):
                                 await self.on_done(event["response"])  # stored before the client can ask for it
                             body += sse_event(event)

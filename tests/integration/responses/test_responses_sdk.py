@@ -3,8 +3,10 @@ tool round trip, previous_response_id across deployments, native passthrough, st
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -246,3 +248,25 @@ def test_native_stream_cut_mid_way_ends_with_response_failed(gateway_factory: Ga
         ]
         assert [e.sequence_number for e in events] == list(range(len(events)))
         assert "interrupted" in events[-1].response.error.message  # type: ignore[union-attr]
+        assert events[-1].response.id == events[0].response.id == "resp_vllm_1"
+
+
+def test_client_gone_mid_stream_closes_the_upstream_and_leaves_one_row(
+    gateway_factory: GatewayFactory, upstreams
+) -> None:
+    a, _ = upstreams
+    a.behaviour = {"chunk_delay": 0.3, "chunks": 20}
+    gw = gateway_factory(models(translating(a)))
+    with httpx.stream("POST", f"{gw.url}/v1/responses", json={"model": "m", "input": "hi", "stream": True}) as resp:
+        for line in resp.iter_lines():
+            if "response.output_text.delta" in line:
+                break  # the client goes away after its first delta
+    assert asyncio.run(a.requests[-1].wait_ended(5.0)) and a.requests[-1].client_disconnected
+    db = sqlite3.connect(gw.settings.storage.sqlite_path)
+    deadline = time.monotonic() + 5
+    while (
+        not (rows := db.execute("SELECT endpoint, status_code FROM api_logs").fetchall())
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    assert rows == [("/v1/responses", 499)]
