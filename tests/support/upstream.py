@@ -260,7 +260,7 @@ class FakeUpstream(LoopServer):
             base = {"id": f"chatcmpl-{self.name}-{next(self._ids)}", "created": int(time.time()), "model": model}
             response: web.StreamResponse
             if not body.get("stream"):
-                response = self._complete(base, reply, usage, behaviour, call)
+                response = self._complete(base, reply, usage, behaviour) if call is None else self._called(base, call)
             else:
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 stream = _chunks(
@@ -278,17 +278,20 @@ class FakeUpstream(LoopServer):
         finally:
             record.ended.set()
 
-    def _complete(
-        self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour, call: dict[str, Any] | None = None
-    ) -> web.Response:
+    def _called(self, base: dict[str, Any], call: dict[str, Any]) -> web.Response:
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        usage = {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
+        payload = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+        return web.json_response(payload, headers=self._headers())
+
+    def _complete(self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour) -> web.Response:
         if b.malformed:
             return web.Response(
                 text="<html>upstream exploded", content_type="application/json", headers=self._headers()
             )
-        message: dict[str, Any] = {"role": "assistant", "content": reply}
-        if call is not None:
-            message = {"role": "assistant", "content": None, "tool_calls": [call]}
-        choice = {"index": 0, "message": message, "finish_reason": "stop" if call is None else "tool_calls"}
+        message = {"role": "assistant", "content": reply}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
         payload = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
         return web.json_response(payload, status=b.status, headers=self._headers())
 
