@@ -65,7 +65,6 @@ class ResponseStore:
         self.settings, self.capacity = settings, capacity
         self._factory = engine_factory or partial(make_engine, settings)
         self._recent: OrderedDict[str, StoredResponse] = OrderedDict()
-        self._deleted: set[str] = set()
         self._engine: AsyncEngine | None = None
         self._lock = asyncio.Lock()
         self._writes: set[asyncio.Task[None]] = set()
@@ -126,10 +125,6 @@ class ResponseStore:
             log.exception("responses: storing %s failed", stored.id)
 
     async def get(self, response_id: str) -> StoredResponse | None:
-        if response_id in self._deleted:
-            if self._writes:
-                return None
-            self._deleted.clear()  # every write has landed, and each of these deletions was done after it
         if (stored := self._recent.get(response_id)) is not None:
             return stored
         engine = await self._ready()
@@ -152,14 +147,14 @@ class ResponseStore:
 
     async def delete(self, response_id: str) -> bool:
         """Forget a response; False when it was not stored."""
+        if self._writes:  # a row still being written must land before it is deleted, or it would come back
+            await asyncio.wait(set(self._writes), timeout=10.0)
         found = await self.get(response_id) is not None
         self._recent.pop(response_id, None)
         engine = await self._ready()
         if engine is not None:
             async with engine.begin() as conn:
                 await conn.execute(delete(responses_table).where(responses_table.c.id == response_id))
-        if found and self._writes:
-            self._deleted.add(response_id)  # a write still in flight must not bring it back
         return found
 
     async def close(self) -> None:

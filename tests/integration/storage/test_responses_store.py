@@ -51,3 +51,15 @@ async def test_memory_keeps_only_the_newest(target: Target) -> None:
         assert await store.get("resp_0") == stored(0)  # evicted from memory, still in the database
     finally:
         await store.close()
+
+
+async def test_a_delete_right_after_the_put_is_not_undone_by_the_pending_write(target: Target) -> None:
+    store = ResponseStore(target.settings, engine_factory=target.engine_factory)
+    await store.put(stored(7))  # its row is written in the background
+    assert await store.delete("resp_7") is True
+    await store.close()
+    fresh = ResponseStore(target.settings, engine_factory=target.engine_factory)
+    try:
+        assert await fresh.get("resp_7") is None
+    finally:
+        await fresh.close()
