@@ -28,6 +28,7 @@ from gateway.logs import configure_logging, write_directly
 from gateway.middleware import RequestIdMiddleware
 from gateway.openai import embeddings, model_detail
 from gateway.openai import endpoints as openai_api
+from gateway.openai.responses import endpoints as responses_api
 from gateway.ops import admin, health, metrics, stats
 from gateway.ops.reload import reload_config
 from gateway.routes import GuardedRoute, GuardedWebSocketRoute, unguarded
@@ -65,6 +66,13 @@ def routes() -> list[BaseRoute]:
         ),
         GuardedRoute("/completion", openai_api.completions, access=client, methods=post),
         GuardedRoute("/v1/models", openai_api.list_models, access=client, methods=get),
+        # OpenAI Responses
+        GuardedRoute("/v1/responses", responses_api.create_response, access=client, methods=post),
+        GuardedRoute("/v1/responses/{response_id}", responses_api.get_response, access=client, methods=get),
+        GuardedRoute("/v1/responses/{response_id}", responses_api.delete_response, access=client, methods=["DELETE"]),
+        GuardedRoute(
+            "/v1/responses/{response_id}/input_items", responses_api.input_items_of, access=client, methods=get
+        ),
         GuardedRoute("/models", openai_api.list_models, access=client, methods=get),
         GuardedRoute("/v1/models/{model_id:path}", model_detail.retrieve_model, access=client, methods=get),
         GuardedRoute(

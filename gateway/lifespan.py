@@ -12,6 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from gateway.calllog.responses import ResponseStore
 from gateway.calllog.writer import CallLog, build_call_log
 from gateway.settings import Settings
 from gateway.telemetry.deployments import DeploymentState
@@ -50,6 +51,7 @@ class Services:
     events: EventHub
     books: Bookkeeper
     started_at: float = field(default_factory=time.time)
+    responses: ResponseStore | None = None  # /v1/responses' stored responses
 
     @property
     def config(self) -> GatewayConfig:
@@ -117,6 +119,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     events = EventHub()
     state = DeploymentState(manager, transport, guards, metrics, events)
     guards.on_state = state.circuit_changed
+    responses = ResponseStore(settings.storage)
     try:
         await call_log.start()
         await state.start()
@@ -154,9 +157,11 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                 log_content=settings.log_content,
                 max_text=settings.max_logged_text,
             ),
+            responses=responses,
         )
     finally:
         await state.close()
+        await responses.close()
         await call_log.close()
         await limiter.close()
         await stream_cap.close()

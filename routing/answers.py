@@ -12,11 +12,15 @@ from adapters.base import Adapter, ProtocolError
 from adapters.kinds import kind_spec
 from adapters.redact import redact
 from adapters.registry import adapter_for, completions_adapter_for
+from adapters.responses_api import ResponsesAdapter
 from routing.config.schema import DeploymentConfig
 from routing.errors import NoDeploymentAvailable, UpstreamError
 from routing.legacy import translated, translated_batches
 from routing.stream import chunks_from_completion
 from routing.upstream.transport import HttpTransport
+
+# the payload key under which a /v1/responses call carries the client's Responses body (gateway/responses)
+RESPONSES_BODY = "__responses_body__"
 
 
 def speaks_messages(dep: DeploymentConfig) -> bool:
@@ -31,6 +35,7 @@ class Answers:
     def __init__(self, transport: HttpTransport) -> None:
         self.transport = transport
         self._adapters: dict[tuple[str, bool], Adapter] = {}
+        self._responses: ResponsesAdapter | None = None
 
     def adapter(self, dep: DeploymentConfig, text: bool = False) -> Adapter:
         """The deployment's adapter; `text`: the one for its own `/completions` (a native legacy completion)."""
@@ -55,12 +60,27 @@ class Answers:
             return native
         return self.adapter(dep, text)
 
+    def _speaking(
+        self, dep: DeploymentConfig, payload: dict[str, Any], text: bool = False
+    ) -> tuple[Adapter, dict[str, Any]]:
+        """The adapter and body for one attempt: a /v1/responses call carries its own body under RESPONSES_BODY,
+        sent as it is to a `responses: native` deployment, while every other deployment gets the chat payload."""
+        native = payload.get(RESPONSES_BODY)
+        if native is None:
+            return self.adapter_for(dep, payload, text), payload
+        spec = kind_spec(dep.kind)
+        if dep.responses == "native" and spec is not None and spec.schema == "openai" and not spec.in_process:
+            if self._responses is None:
+                self._responses = ResponsesAdapter(spec)
+            return self._responses, native
+        return self.adapter(dep), {k: v for k, v in payload.items() if k != RESPONSES_BODY}
+
     async def complete(
         self, dep: DeploymentConfig, payload: dict[str, Any], budget: float, text: bool = False
     ) -> dict[str, Any]:
         if text and dep.completions != "native":
             return await translated(self.complete, dep, payload, budget)
-        adapter = self.adapter_for(dep, payload, text)
+        adapter, payload = self._speaking(dep, payload, text)
         request = adapter.build(dep, payload, stream=False)
         resp = await self.transport.open(dep, request, adapter, budget)
         return await self.transport.read_json(dep, resp, adapter, request)
@@ -74,7 +94,7 @@ class Answers:
                 async for shaped in translations:
                     yield shaped
             return
-        adapter = self.adapter_for(dep, payload, text)
+        adapter, payload = self._speaking(dep, payload, text)
         if not adapter.streams:
             chunks = chunks_from_completion(await self.complete(dep, payload, budget))
             if chunks:

@@ -34,6 +34,9 @@ _NO_MODELS = ("must list at least one model", "add `models:` with `- id: ...` en
 _SPECIAL = {("models", "missing"): _NO_MODELS, ("models", "too_short"): _NO_MODELS}
 Missing = dict[str, tuple[str, ...]]
 
+# kinds whose upstream serves /v1/responses itself
+_NATIVE_RESPONSES = frozenset({"openai", "vllm"})
+
 
 def load_models(path: Path, env: Mapping[str, str]) -> tuple[list[ModelConfig], list[tuple[str, str]], list[str]]:
     """Parse models.yaml into models, (alias, model id) pairs and warnings."""
@@ -218,6 +221,7 @@ def _deployment(
         reasoning=d.reasoning or spec.reasoning,
         thinking_switch=d.thinking_switch,
         messages=d.messages or "",
+        responses=d.responses or ("native" if site.kind in _NATIVE_RESPONSES else "translate"),
     )
 
 

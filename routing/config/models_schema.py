@@ -74,6 +74,7 @@ class DeploymentFields(FileModel):
     reasoning: Literal["effort", "chat_template_kwargs", "openrouter", "drop"] | None = None
     thinking_switch: str = Field(default="enable_thinking", min_length=1)
     messages: Literal["native", "translate"] | None = None
+    responses: Literal["native", "translate"] | None = None
 
 
 class DeploymentFile(DeploymentFields):

@@ -83,6 +83,7 @@ class DeploymentConfig:
     reasoning: str = ""  # how a request's `reasoning` reaches it (adapters/reasoning.py); "" = its kind's
     thinking_switch: str = "enable_thinking"  # the chat_template_kwargs key, for `reasoning: chat_template_kwargs`
     messages: str = ""  # "native": serves Anthropic's /v1/messages itself (vLLM 0.17+); "" / "translate": via chat
+    responses: str = "translate"  # /v1/responses: "native" passes it to {base_url}/responses, "translate" to chat
 
     @property
     def key(self) -> str:

@@ -14,7 +14,9 @@ fingerprint_on says: `all`, as OpenAI; `first`; `usage`, only in the usage chunk
 and /v1/models, taken from the instance behaviour only).
 `POST /v1/completions` answers as vLLM and OpenAI do (tests/support/completions.py), with the same behaviours.
 tool_call ({name, arguments}: answer with that call, finish_reason `tool_calls`, unless the last message is
-already a tool result). POST /v1/embeddings answers deterministic vectors.
+already a tool result), tool_calls (+ tool_arguments: a request with `tools` whose last message is not a tool
+result is answered with a call of its first tool; one that ends with a tool result gets a reply that quotes it).
+POST /v1/embeddings answers deterministic vectors.
 Every response carries `x-upstream-name`; the default reply starts with `[<name>]`.
 """
 
@@ -106,6 +108,8 @@ class Behaviour:
     reasoning_chunks: int = 3
     reasoning_delay: float = 0.0
     tool_call: dict[str, Any] | None = None
+    tool_calls: bool = False
+    tool_arguments: str = '{"city": "Paris"}'
 
     @classmethod
     def merge(cls, *layers: Mapping[str, Any] | None) -> Behaviour:
@@ -204,6 +208,7 @@ class FakeUpstream(LoopServer):
         app.router.add_post(EMBEDDINGS_PATH, self._embeddings)
         app.router.add_get("/v1/models", self._get)
         app.router.add_get("/health", self._get)
+        self._add_routes(app)
         # handler_cancellation: a client that goes away cancels the handler, so a disconnect is seen at once.
         runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.1, access_log=None)
         await runner.setup()
@@ -218,6 +223,9 @@ class FakeUpstream(LoopServer):
             raise
         self._port = sock.getsockname()[1]
         self._runner = runner
+
+    def _add_routes(self, app: web.Application) -> None:
+        """Where a subclass adds the paths of another protocol (tests/support/responses_upstream.py)."""
 
     async def _stop(self) -> None:
         runner, self._runner = self._runner, None
@@ -289,8 +297,12 @@ class FakeUpstream(LoopServer):
                 return web.json_response(error, status=400, headers=self._headers())
             reply = behaviour.reply if behaviour.reply is not None else default_reply(self.name, behaviour.chunks)
             usage = _usage(prompt_tokens, count_tokens(reply), behaviour)
-            if behaviour.tool_call and (body["messages"][-1:] or [{}])[0].get("role") == "tool":
-                behaviour = dataclasses.replace(behaviour, tool_call=None)
+            messages = body.get("messages") or []
+            after_tool = bool(messages) and messages[-1].get("role") == "tool"
+            call = None if after_tool else _call_for(body, behaviour, len(self.requests))
+            if behaviour.tool_calls and after_tool:
+                reply = f"[{self.name}] the tool said: {messages[-1].get('content')}"
+                usage = _usage(prompt_tokens, count_tokens(reply), behaviour)
             model = body.get("model", self.models[0])
             prefix = "cmpl" if legacy else "chatcmpl"
             base = {"id": f"{prefix}-{self.name}-{next(self._ids)}", "created": int(time.time()), "model": model}
@@ -305,9 +317,13 @@ class FakeUpstream(LoopServer):
                 events = text.chunks(base, body, pieces, usage if include_usage else None)
                 response, aborted = await self._stream(request, _sse_all(events, behaviour), behaviour)
             elif not body.get("stream"):
-                response = self._complete(base, reply, usage, behaviour, _n(body))
+                response = (
+                    self._complete(base, reply, usage, behaviour, _n(body))
+                    if call is None
+                    else self._called(base, call, usage)
+                )
             else:
-                stream = _chunks(base, pieces, usage if include_usage else None, behaviour, _n(body))
+                stream = _chunks(base, pieces, usage if include_usage else None, behaviour, _n(body), call)
                 response, aborted = await self._stream(request, stream, behaviour)
             record.finished = not aborted
             return response
@@ -352,6 +368,12 @@ class FakeUpstream(LoopServer):
         payload = {"object": "list", "data": data, "model": body.get("model", self.models[0]), "usage": usage}
         return web.json_response(payload, headers=self._headers())
 
+    def _called(self, base: dict[str, Any], call: dict[str, Any], usage: dict[str, Any]) -> web.Response:
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        payload = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+        return web.json_response(payload, headers=self._headers())
+
     def _complete(
         self, base: dict[str, Any], reply: str, usage: dict[str, Any], b: Behaviour, n: int = 1
     ) -> web.Response:
@@ -364,11 +386,7 @@ class FakeUpstream(LoopServer):
             message: dict[str, Any] = {"role": "assistant", "content": reply + _nth(j)}
             if b.reasoning is not None:
                 message[b.reasoning_field] = b.reasoning
-            choice = {"index": j, "message": message, "finish_reason": b.finish_reason}
-            if b.tool_call:
-                message.update(content=None, tool_calls=[_tool_call(b.tool_call)])
-                choice["finish_reason"] = "tool_calls"
-            choices.append(choice)
+            choices.append({"index": j, "message": message, "finish_reason": b.finish_reason})
         payload = {**base, "object": "chat.completion", "choices": choices, "usage": usage}
         return web.json_response(payload, status=b.status, headers=self._headers())
 
@@ -414,8 +432,32 @@ def _nth(index: int) -> str:
     return f" #{index}" if index else ""
 
 
+def _call_for(body: dict[str, Any], b: Behaviour, n: int) -> dict[str, Any] | None:
+    """The tool call to answer with: the behaviour's own `tool_call`, or (`tool_calls`) one of the request's first
+    tool; None when neither is asked for."""
+    if b.tool_call:
+        arguments = b.tool_call.get("arguments", {})
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        name = b.tool_call["name"]
+        return {
+            "id": b.tool_call.get("id", "call_1"),
+            "type": "function",
+            "function": {"name": name, "arguments": text},
+        }
+    tools = body.get("tools") or []
+    if not b.tool_calls or not tools:
+        return None
+    name = (tools[0].get("function") or {}).get("name", "")
+    return {"id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": b.tool_arguments}}
+
+
 async def _chunks(
-    base: dict[str, Any], pieces: list[str], usage: dict[str, Any] | None, b: Behaviour, n: int = 1
+    base: dict[str, Any],
+    pieces: list[str],
+    usage: dict[str, Any] | None,
+    b: Behaviour,
+    n: int = 1,
+    call: dict[str, Any] | None = None,
 ) -> AsyncGenerator[bytes | None]:
     """Yield the SSE byte events of one stream, sleeping as the behaviour asks; None means: cut the connection.
     With `n > 1` every chunk carries each choice, the last piece of choice j ending in ` #j`."""
@@ -432,27 +474,31 @@ async def _chunks(
     if b.fingerprint_on == "usage":
         base = {k: v for k, v in base.items() if k != "system_fingerprint"}
     await asyncio.sleep(b.delay_first_chunk)
-    yield _sse(chunk({"role": "assistant", "content": ""}))
-    if b.fingerprint_on == "first":
-        base = {k: v for k, v in base.items() if k != "system_fingerprint"}
-    for piece in split_reply(b.reasoning, b.reasoning_chunks) if b.reasoning else ():
-        await asyncio.sleep(b.reasoning_delay)
-        yield _sse(chunk({b.reasoning_field: piece}))
-    if b.tool_call:  # the call's name first, then its arguments in two pieces
-        call = _tool_call(b.tool_call)
-        arguments = call["function"]["arguments"]
+    if call is not None:
+        args = call["function"]["arguments"]
+        head = {"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"]}}
         yield _sse(
             chunk(
-                {"tool_calls": [{**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}]}
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{**head, "function": {**head["function"], "arguments": ""}}],
+                }
             )
         )
-        for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+        for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
             yield _sse(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
         yield _sse(chunk({}, "tool_calls"))
         if usage is not None:
             yield _sse({**base, "object": "chat.completion.chunk", "choices": [], "usage": usage})
         yield b"data: [DONE]\n\n"
         return
+    yield _sse(chunk({"role": "assistant", "content": ""}))
+    if b.fingerprint_on == "first":
+        base = {k: v for k, v in base.items() if k != "system_fingerprint"}
+    for piece in split_reply(b.reasoning, b.reasoning_chunks) if b.reasoning else ():
+        await asyncio.sleep(b.reasoning_delay)
+        yield _sse(chunk({b.reasoning_field: piece}))
     # Position i is the i-th content chunk; position len(pieces) is the finish chunk.
     for i in range(len(pieces) + 1):
         if b.malformed and i == min(b.malformed_after, len(pieces)):
@@ -482,12 +528,6 @@ async def _sse_all(events: Iterator[dict[str, Any]], b: Behaviour) -> AsyncGener
         await asyncio.sleep(b.chunk_delay)
         yield _sse(event)
     yield b"data: [DONE]\n\n"
-
-
-def _tool_call(spec: Mapping[str, Any]) -> dict[str, Any]:
-    arguments = spec.get("arguments", {})
-    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
-    return {"id": spec.get("id", "call_1"), "type": "function", "function": {"name": spec["name"], "arguments": text}}
 
 
 def _sse(payload: Mapping[str, Any]) -> bytes:
