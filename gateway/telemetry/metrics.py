@@ -23,6 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.samples import Sample
 
 from gateway.calllog.record import CallRecord
+from gateway.telemetry.routing_metrics import RoutingMetrics
 
 __all__ = ["MULTIPROC_ENV", "Metrics", "estimate_quantile", "mark_worker_dead", "prepare_multiproc_dir"]
 
@@ -128,6 +129,7 @@ class Metrics:
             key: Gauge(f"gateway_call_log_{key}", doc, multiprocess_mode=mode, registry=r)
             for key, (doc, mode) in CALL_LOG_GAUGES.items()
         }
+        self.routing = RoutingMetrics(r)
 
     @property
     def multiprocess(self) -> bool:

@@ -13,7 +13,14 @@ from typing import Any
 from routing.config.envexpand import expand_tree
 from routing.config.fields import strings
 from routing.config.routing_schema import STRATEGY_KINDS, EndpointGroupFile, RoutingFile, StrategyFile
-from routing.config.schema import ConfigError, EndpointGroup, RoutingConfig, StrategyConfig
+from routing.config.schema import (
+    AffinityConfig,
+    ConfigError,
+    EndpointGroup,
+    LocalFirstConfig,
+    RoutingConfig,
+    StrategyConfig,
+)
 from routing.config.validate import validate
 from routing.config.yamlread import check_url, load_yaml
 
@@ -49,9 +56,23 @@ def load_routing(path: Path, env: Mapping[str, str], model_ids: set[str]) -> Rou
         remote=_groups(file, "remote_deployment", parsed.remote_deployment, missing, model_ids, warnings),
         strategies=strategies,
         model_strategies=tuple(parsed.model_strategies.items()),
+        local_first=_local_first(file, parsed),
+        affinity=AffinityConfig(**parsed.affinity.model_dump()),
         source=file,
         warnings=tuple(warnings),
     )
+
+
+def _local_first(file: str, parsed: RoutingFile) -> LocalFirstConfig:
+    lf = parsed.local_first
+    if lf.scrape_timeout > lf.scrape_interval:
+        raise ConfigError(
+            file,
+            "local_first.scrape_timeout",
+            f"must not exceed scrape_interval ({lf.scrape_interval:g}), got {lf.scrape_timeout:g}",
+            "lower `scrape_timeout` or raise `scrape_interval`",
+        )
+    return LocalFirstConfig(**lf.model_dump())
 
 
 def _placehold(data: Any, missing: Mapping[str, tuple[str, ...]]) -> Any:

@@ -76,6 +76,8 @@ class DeploymentConfig:
     health_timeout: float = 0.0  # seconds per probe; 0 = routing.yaml `timeout`
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     mock: MockOptions = MockOptions()
+    metrics_url: str = field(default="", repr=False)  # the engine's Prometheus endpoint; "" = not scraped
+    engine: str = "vllm"  # which metric names `metrics_url` serves: vllm, sglang or llamacpp
 
     @property
     def key(self) -> str:
@@ -129,6 +131,26 @@ class StrategyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalFirstConfig:
+    """routing.yaml `local_first:`: when a local deployment is full, when spilling stops, what spill may cost."""
+
+    max_waiting: int = 4  # full above this many queued requests
+    max_kv_usage: float = 0.90  # ... or above this KV-cache use (0-1)
+    resume_below: float = 0.5  # spilling stops when load is back under this fraction of both limits
+    scrape_interval: float = 1.0  # seconds between scrapes of each local deployment's metrics
+    scrape_timeout: float = 0.5  # seconds one scrape may take
+    spill_budget_usd_per_hour: float | None = None  # cap on spilled traffic's cost over the last hour
+
+
+@dataclass(frozen=True, slots=True)
+class AffinityConfig:
+    """routing.yaml `affinity:`: keep a session or a shared prompt prefix on one local replica."""
+
+    enabled: bool = True
+    prefix_chars: int = 2000  # how much of the messages the prefix hash reads; 0 = session keys only
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingConfig:
     """routing.yaml: how local and remote deployments share each model's traffic."""
 
@@ -140,6 +162,8 @@ class RoutingConfig:
     remote: tuple[EndpointGroup, ...] = ()
     strategies: tuple[StrategyConfig, ...] = ()
     model_strategies: tuple[tuple[str, str], ...] = ()
+    local_first: LocalFirstConfig = LocalFirstConfig()
+    affinity: AffinityConfig = AffinityConfig()
     source: str = ""
     warnings: tuple[str, ...] = ()
 
