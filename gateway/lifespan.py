@@ -26,6 +26,7 @@ from routing.limits.breaker import BreakerBoard
 from routing.limits.ratelimit import InProcessRateLimiter, RateLimiter
 from routing.limits.ratelimit_redis import RedisRateLimiter
 from routing.limits.streams import LocalStreamCap, RedisStreamCap, StreamCap
+from routing.load_board import LoadBoard
 from routing.manager import RoutingManager
 from routing.strategies import Observed
 from routing.upstream.transport import HttpTransport
@@ -49,6 +50,7 @@ class Services:
     limiter: RateLimiter
     events: EventHub
     books: Bookkeeper
+    board: LoadBoard
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -64,6 +66,11 @@ class Services:
                 dep = by_name.get((model_id, row["deployment"]))
                 if dep is not None and dep.enabled:
                     row.update(self.deployments.describe(dep))
+                    if info["kind"] == "local_first" and row["side"] == "local":
+                        row["load"] = self.board.describe(dep)
+            if info["kind"] == "local_first":
+                info.update(self.board.model_state(model_id))
+        snapshot["local_first"] = self.board.budget_state()
         return snapshot
 
 
@@ -117,6 +124,13 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     events = EventHub()
     state = DeploymentState(manager, transport, guards, metrics, events)
     guards.on_state = state.circuit_changed
+    board = LoadBoard(
+        config.routing,
+        state.scrape_state,
+        guards,
+        on_affinity=metrics.routing.affinity_decided,
+        on_budget=metrics.routing.budget,
+    )
     try:
         await call_log.start()
         await state.start()
@@ -131,6 +145,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             guards=guards,
             on_ttft=manager.observe_ttft,
             latency=lambda dep: manager.observed().get(dep.key, _NO_OBSERVATION).ttft_ms,
+            board=board,
         )
         yield Services(
             settings=settings,
@@ -152,6 +167,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                 client_limits=ClientLimits(settings.client_rpm, settings.client_tpm),
                 log_content=settings.log_content,
             ),
+            board=board,
         )
     finally:
         await state.close()

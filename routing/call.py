@@ -48,6 +48,9 @@ class Call:
     finish_reason: str = ""
     text: list[str] = field(default_factory=list)
     cancelled: bool = False
+    priority: str = "normal"  # X-Priority: high, normal, low
+    session: str = ""  # X-Session-Id / x-claude-code-session-id, for affinity
+    routing_reason: str = ""  # why the serving deployment was chosen: weighted, local, affinity, spill:*, fallback
 
     @property
     def ttft_ms(self) -> float | None:

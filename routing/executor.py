@@ -27,6 +27,8 @@ from routing.errors import (
 from routing.limits.admission import Admission, Guards, Skip
 from routing.limits.breaker import BreakerBoard
 from routing.limits.ratelimit import InProcessRateLimiter, estimate_tokens
+from routing.load_board import LoadBoard
+from routing.local_first import Plan
 from routing.manager import ModelRoute
 from routing.retry import RetryPolicy, classify_failure
 from routing.selection import Preferences, attempt_order, preferred_order
@@ -100,8 +102,9 @@ class Executor:
         guards: Guards | None = None,
         on_ttft: Callable[[str, float], None] | None = None,
         latency: Callable[[DeploymentConfig], float | None] | None = None,
+        board: LoadBoard | None = None,
     ) -> None:
-        self.transport, self.settings = transport, settings
+        self.transport, self.settings, self.board = transport, settings, board
         self._draw = draw or random.Random().random
         self._adapters: dict[str, Adapter] = {}
         self.guards = guards or Guards(BreakerBoard(), InProcessRateLimiter())
@@ -124,6 +127,11 @@ class Executor:
         if not route.entries:
             raise NoDeploymentAvailable(f"model {route.model.id} has no enabled deployment")
         order = [e.deployment for e in attempt_order(route.entries, route.weights, self._draw())]
+        return self._preferred(route, order, prefs)
+
+    def _preferred(
+        self, route: ModelRoute, order: list[DeploymentConfig], prefs: Preferences | None
+    ) -> list[DeploymentConfig]:
         if prefs is not None:
             order = preferred_order(order, prefs, self._latency)
             if prefs.strict_region and prefs.region:
@@ -131,6 +139,17 @@ class Executor:
                 if not order:
                     raise NoDeploymentAvailable(f"no deployment of {route.model.id} in region {prefs.region}")
         return sorted(order, key=lambda d: not self.guards.available(d))
+
+    async def _decide(
+        self, route: ModelRoute, prefs: Preferences | None, call: Call, payload: dict[str, Any], deadline: float
+    ) -> tuple[list[DeploymentConfig], Plan | None]:
+        """The plan of this call: by weight, or for `local_first` by load (which may hold a low-priority call)."""
+        board = self.board
+        if board is None or route.kind != "local_first" or not route.entries:
+            return self.plan(route, prefs), None
+        wait = min(self.settings.queue_timeout, deadline - time.monotonic())
+        decided = await board.decide(route, call, payload, self._draw, wait)
+        return self._preferred(route, list(decided.order), prefs), decided
 
     def _latency(self, dep: DeploymentConfig) -> float | None:
         return self._latency_of(dep) if self._latency_of is not None else None
@@ -140,9 +159,10 @@ class Executor:
     ) -> T:
         """The one retry loop: passes over the plan, skipping deployments that cannot take an attempt now."""
         settings = self.settings
-        plan = self.plan(route, prefs)
-        tokens = estimate_tokens(payload.get("messages") or (), _max_tokens(payload))
         tries = _Tries(deadline=time.monotonic() + settings.deadline, max_attempts=settings.max_attempts)
+        plan, decided = await self._decide(route, prefs, call, payload, tries.deadline)
+        first, reason = plan[0].key if plan else "", decided.reason if decided is not None else "weighted"
+        tokens = estimate_tokens(payload.get("messages") or (), _max_tokens(payload))
         skips: list[Skip] = []
         while not tries.exhausted():
             skips, sent = [], 0
@@ -155,6 +175,7 @@ class Executor:
                     continue
                 tries.made += 1
                 sent += 1
+                call.routing_reason = reason if dep.key == first else "fallback"
                 began = time.perf_counter()
                 try:
                     return await attempt(dep, tries.deadline - time.monotonic(), admitted)
@@ -230,6 +251,8 @@ class Executor:
             call.deployment = dep
             call.first_token_at = time.perf_counter()
             account_completion(call, result)
+            if self.board is not None:
+                self.board.charge_call(call, dep, elapsed)
             await self.guards.succeeded(admitted, total_tokens(call))
             if self._on_ttft is not None:
                 self._on_ttft(dep.key, elapsed * 1000.0)
@@ -278,7 +301,9 @@ class Executor:
             call.first_token_at = time.perf_counter()
             if self._on_ttft is not None:
                 self._on_ttft(dep.key, (call.first_token_at - began) * 1000.0)
-            return UpstreamStream(dep, head, batches, call, began, self.guards, admitted)
+            board = self.board
+            charge = None if board is None else lambda: board.charge_call(call, dep, time.perf_counter() - began)
+            return UpstreamStream(dep, head, batches, call, began, self.guards, admitted, charge)
 
         return await self._run(route, payload, call, attempt, prefs)
 

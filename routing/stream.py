@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from routing.call import Call
@@ -25,9 +25,10 @@ class UpstreamStream:
         began: float,
         guards: Guards,
         admitted: Admission,
+        on_ok: Callable[[], None] | None = None,
     ) -> None:
         self.deployment, self._head, self._batches, self._call, self._began = dep, head, batches, call, began
-        self._guards, self._admitted = guards, admitted
+        self._guards, self._admitted, self._on_ok = guards, admitted, on_ok
         self._recorded = False
         self._delivered = False  # a batch reached the consumer: the upstream's tokens were used, even if it fails
 
@@ -75,6 +76,8 @@ class UpstreamStream:
         self._call.add_attempt(self.deployment, outcome, 200, self._began, error)
         tokens = total_tokens(self._call)
         if outcome == "ok":
+            if self._on_ok is not None:
+                self._on_ok()  # the usage is in: what the call cost is known
             await self._guards.succeeded(self._admitted, tokens)
         elif exc is not None:
             await self._guards.failed(self._admitted, exc, tokens, delivered=self._delivered)

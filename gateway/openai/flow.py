@@ -15,7 +15,7 @@ from gateway.lifespan import Services
 from gateway.openai.formats import ChatFormat, identity
 from gateway.openai.relay import StreamRelay
 from gateway.openai.request import ChatRequest
-from gateway.requests import client_info, unroutable
+from gateway.requests import apply_routing_hints, client_info, unroutable
 from gateway.telemetry.ledger import CallLedger
 from routing.errors import GatewayError
 from routing.manager import ModelRoute
@@ -58,6 +58,7 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     except Exception as exc:
         raise await ledger.crash(exc) from None
     payload = _clamp(chat.payload, route)
+    apply_routing_hints(request, ledger.call)
     ledger.dispatched = True
     if chat.stream:
         opener = partial(services.executor.stream, route, payload, ledger.call)

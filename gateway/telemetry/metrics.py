@@ -164,6 +164,8 @@ class Metrics:
                 child(self._tokens, model, provider, kind).inc(count)
         if record.cost_usd > 0:
             child(self._cost, model, provider).inc(record.cost_usd)
+        if record.routing_reason.startswith("spill:"):
+            self.routing.spilled(model, record.routing_reason.removeprefix("spill:"), record.cost_usd)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """The labelled child, cached: `labels()` validates and locks on every call (~5 us each, 8+ per call).

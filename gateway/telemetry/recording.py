@@ -140,4 +140,5 @@ def build_record(
         prompt=orjson.dumps(payload.get("messages")).decode() if log_content else None,
         response="".join(call.text) if log_content else None,
         metadata=metadata,
+        routing_reason=call.routing_reason,
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tests.support.upstream import FakeUpstream
 from tests.support.vllm_twin import VllmTwin
@@ -54,3 +58,32 @@ def eventually(check: Callable[[], Any], timeout: float = 3.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
         time.sleep(0.01)
+
+
+def chat(url: str, headers: dict[str, str] | None = None, **body: Any) -> httpx.Response:
+    payload = {"model": MODEL, "messages": MESSAGES, "max_tokens": 4, **body}
+    return httpx.post(f"{url}/v1/chat/completions", json=payload, headers=headers or {}, timeout=15)
+
+
+def served_by(url: str, headers: dict[str, str] | None = None, **body: Any) -> str:
+    resp = chat(url, headers, **body)
+    assert resp.status_code == 200, resp.text
+    return str(resp.headers["x-gateway-deployment"])
+
+
+def reasons(gw: Any) -> list[str]:
+    """The routing reason of every call-log row, oldest first."""
+    db = Path(gw.settings.env["SQLITE_DB_PATH"])
+    with sqlite3.connect(db) as conn:
+        return [str(r[0]) for r in conn.execute("select routing_reason from api_logs order by id")]
+
+
+def scraped(gw: Any, twin: VllmTwin, **figures: float) -> None:
+    """Wait until the gateway's latest scrape of `twin` shows these figures (set them with twin.override)."""
+
+    def seen() -> bool:
+        state = gw.services.deployments.scrape_state(f"{MODEL}/{twin.name}")
+        sample = state.sample if state is not None and not state.error else None
+        return sample is not None and all(getattr(sample, k) == v for k, v in figures.items())
+
+    eventually(seen)
