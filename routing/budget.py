@@ -38,5 +38,7 @@ class SpendWindow:
         return self.limit is None or self.spent(now) < self.limit
 
     def used(self, now: float) -> float:
-        """The share of the cap spent (0 without a cap)."""
-        return self.spent(now) / self.limit if self.limit else 0.0
+        """The share of the cap spent (0 without a cap; a cap of 0 is always spent)."""
+        if self.limit is None:
+            return 0.0
+        return self.spent(now) / self.limit if self.limit > 0 else 1.0

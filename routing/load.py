@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from routing.config.schema import LocalFirstConfig
 
-STALE_AFTER_INTERVALS = 3.0  # a sample older than this many scrape intervals is unknown
+STALE_AFTER_INTERVALS = 3.0  # a sample older than this many scrape intervals is unknown ...
+STALE_SLACK = 1.0  # ... and than one interval plus this many seconds (a busy loop's timer jitter at short intervals)
 PRIORITIES = ("high", "normal", "low")
 # How far past the limits a call of each priority still counts a deployment as having room: low-priority calls
 # spill first (at half the limits), high-priority ones stay local longest (at twice the limits).
@@ -58,7 +59,8 @@ def estimate(state: ScrapeState | None, in_flight: int, now: float, interval: fl
     """The load of one deployment from its scrape state and the gateway's in-flight count."""
     sample = state.sample if state is not None else None
     age = None if sample is None else max(0.0, now - sample.at)
-    if sample is None or state is None or state.error or age is None or age > STALE_AFTER_INTERVALS * interval:
+    stale_after = max(STALE_AFTER_INTERVALS * interval, interval + STALE_SLACK)
+    if sample is None or state is None or state.error or age is None or age > stale_after:
         return Load(known=False, in_flight=in_flight, score=float(in_flight), age=age)
     sent = in_flight - sample.in_flight_at
     waiting = max(0.0, (sample.waiting or 0.0) + sent)
