@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from routing.affinity import affinity_key, rendezvous
 from routing.budget import SpendWindow
 from routing.call import Call
 from routing.config.schema import DeploymentConfig, RoutingConfig
@@ -89,6 +90,10 @@ class LoadBoard:
             locals_.append(Candidate(dep, load, full, entry.available and self._guards.available(dep)))
         self._track_spilling(route.model.id, [c for c in locals_ if c.usable], bool(remotes))
         order = None
+        affinity = self.routing.affinity
+        if affinity.enabled and len(locals_) > 1:
+            key = affinity_key(call.session, payload, affinity.prefix_chars)
+            order = rendezvous(key, [c.dep.key for c in locals_]) if key else None
         decided = plan(locals_, [d for _, _, d in sorted(remotes)], call.priority, self.budget.left(now), order, draws)
         if decided.affinity and self._on_affinity is not None:
             self._on_affinity(decided.affinity)
