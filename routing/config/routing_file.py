@@ -25,6 +25,7 @@ from routing.config.validate import validate
 from routing.config.yamlread import check_url, load_yaml
 
 _GROUPS = ("local_deployment", "remote_deployment")
+_DEFAULT_SCRAPE_TIMEOUT = LocalFirstConfig().scrape_timeout
 _UNSET = "unset"  # stands in for an endpoint whose variable is unset, so the rest of its entry is still checked
 
 
@@ -65,14 +66,15 @@ def load_routing(path: Path, env: Mapping[str, str], model_ids: set[str]) -> Rou
 
 def _local_first(file: str, parsed: RoutingFile) -> LocalFirstConfig:
     lf = parsed.local_first
-    if lf.scrape_timeout > lf.scrape_interval:
+    if lf.scrape_timeout is not None and lf.scrape_timeout > lf.scrape_interval:
         raise ConfigError(
             file,
             "local_first.scrape_timeout",
             f"must not exceed scrape_interval ({lf.scrape_interval:g}), got {lf.scrape_timeout:g}",
             "lower `scrape_timeout` or raise `scrape_interval`",
         )
-    return LocalFirstConfig(**lf.model_dump())
+    timeout = min(_DEFAULT_SCRAPE_TIMEOUT, lf.scrape_interval) if lf.scrape_timeout is None else lf.scrape_timeout
+    return LocalFirstConfig(**{**lf.model_dump(), "scrape_timeout": timeout})
 
 
 def _placehold(data: Any, missing: Mapping[str, tuple[str, ...]]) -> Any:

@@ -33,7 +33,7 @@ class LocalFirstFile(FileModel):
     max_kv_usage: Fraction = _LOCAL_FIRST.max_kv_usage
     resume_below: Fraction = _LOCAL_FIRST.resume_below
     scrape_interval: Seconds = _LOCAL_FIRST.scrape_interval
-    scrape_timeout: Seconds = _LOCAL_FIRST.scrape_timeout
+    scrape_timeout: Seconds | None = None  # default: 0.5 s, or scrape_interval when that is shorter
     spill_budget_usd_per_hour: Number | None = _LOCAL_FIRST.spill_budget_usd_per_hour
 
 
