@@ -3,8 +3,10 @@ an estimate of its queue and whether it is full out.
 
 A scrape is up to a scrape interval old; the in-flight count is instant. The estimate adds to the scraped queue
 the calls this gateway sent since that scrape, net of the ones that finished (`in_flight - in_flight_at`), so a
-burst cannot overrun a GPU between two scrapes. A failed or stale scrape is *unknown*: the estimate falls back
-to the in-flight count alone and never reads a missing figure as zero load.
+burst cannot overrun a GPU between two scrapes; once the engine has been seen saturated (requests waiting), its
+batch size is known and new calls fill the free running slots before they count as queued. A failed or stale
+scrape is *unknown*: the estimate falls back to the in-flight count alone and never reads a missing figure as
+zero load.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ class ScrapeState:
     sample: EngineSample | None = None
     error: str = ""  # the latest scrape's failure, "" when it succeeded
     last_attempt: float | None = None
+    capacity: float | None = None  # the most requests seen running while others waited: the engine's batch size
+
+
+def learned_capacity(previous: float | None, sample: EngineSample) -> float | None:
+    """The batch size the engine has shown: the most requests running in any sample that had some waiting."""
+    if sample.waiting and sample.running:
+        return max(previous or 0.0, sample.running)
+    return previous
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +73,9 @@ def estimate(state: ScrapeState | None, in_flight: int, now: float, interval: fl
     if sample is None or state is None or state.error or age is None or age > stale_after:
         return Load(known=False, in_flight=in_flight, score=float(in_flight), age=age)
     sent = in_flight - sample.in_flight_at
-    waiting = max(0.0, (sample.waiting or 0.0) + sent)
     running = sample.running if sample.running is not None else float(sample.in_flight_at)
+    free = max(0.0, state.capacity - running) if state.capacity is not None else 0.0
+    waiting = max(0.0, (sample.waiting or 0.0) + sent - free)
     score = max(0.0, running + (sample.waiting or 0.0) + sent)
     return Load(True, in_flight, waiting, sample.kv_usage or 0.0, score, age)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from routing.config.schema import DeploymentConfig
 from routing.config.urls import redact_url
 from routing.errors import UpstreamError
-from routing.load import ScrapeState
+from routing.load import ScrapeState, learned_capacity
 from routing.upstream.engine_metrics import parse_signals, sample_of
 from routing.upstream.exchange import Get
 
@@ -124,7 +124,7 @@ class Scraper:
 
     def _record(self, dep: DeploymentConfig, error: str, text: str, started: float, now: float) -> None:
         old = self.states.get(dep.key, ScrapeState())
-        state = ScrapeState(sample=old.sample, error=error, last_attempt=started)
+        state = ScrapeState(old.sample, error, started, old.capacity)
         if not error:
             try:
                 signals = parse_signals(text, dep.engine, dep.provider_model_id)
@@ -132,11 +132,11 @@ class Scraper:
                 signals, error = {}, f"unreadable metrics page: {str(exc)[:80]}"
             if not error and "waiting" not in signals and "kv_usage" not in signals:
                 error = f"no {dep.engine} load series for model {dep.provider_model_id!r}"
-            state = (
-                ScrapeState(sample_of(signals, now, self._in_flight(dep.key)), "", started)
-                if not error
-                else ScrapeState(old.sample, error, started)
-            )
+            if error:
+                state = ScrapeState(old.sample, error, started, old.capacity)
+            else:
+                sample = sample_of(signals, now, self._in_flight(dep.key))
+                state = ScrapeState(sample, "", started, learned_capacity(old.capacity, sample))
         if state.error and not old.error:
             log.warning("metrics of %s unavailable: %s; routing on in-flight counts", dep.key, state.error)
         self.states[dep.key] = state

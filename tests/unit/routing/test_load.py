@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from routing.config.schema import LocalFirstConfig
-from routing.load import EngineSample, Load, ScrapeState, estimate, full_for, latch
+from routing.load import EngineSample, Load, ScrapeState, estimate, full_for, latch, learned_capacity
 
 LIMITS = LocalFirstConfig(max_waiting=4, max_kv_usage=0.9, resume_below=0.5, scrape_interval=1.0)
 
@@ -48,3 +48,12 @@ def test_priorities_see_fullness_at_different_limits() -> None:
     busy = estimate(fresh(6), 0, 100.0, 1.0)  # over the limit, under twice it
     assert [full_for("queue", busy, LIMITS, p) for p in ("low", "normal", "high")] == ["queue", "queue", ""]
     assert full_for("queue", estimate(fresh(9), 0, 100.0, 1.0), LIMITS, "high") == "queue"
+
+
+def test_once_the_batch_size_is_known_new_calls_fill_free_slots_before_they_queue() -> None:
+    sample = EngineSample(at=100.0, in_flight_at=5, running=5, waiting=0)
+    assert learned_capacity(None, sample) is None  # nothing waited: the batch size is not shown
+    assert learned_capacity(None, EngineSample(at=1.0, in_flight_at=0, running=8, waiting=2)) == 8
+    known = ScrapeState(sample, capacity=8)
+    assert estimate(known, in_flight=9, now=100.1, interval=1.0).waiting == 1.0  # 4 sent, 3 free slots
+    assert estimate(ScrapeState(sample), in_flight=9, now=100.1, interval=1.0).waiting == 4.0
