@@ -25,7 +25,7 @@ def affinity_key(session: str, payload: Mapping[str, Any], prefix_chars: int) ->
             return f"{field[0]}:{value}"
     if prefix_chars <= 0:
         return ""
-    text = _messages_text(payload.get("messages"))
+    text = _messages_text(payload.get("messages"), prefix_chars)
     return f"p:{_digest(text[:prefix_chars])}" if len(text) >= prefix_chars else ""
 
 
@@ -35,11 +35,15 @@ def rendezvous(key: str, names: Sequence[str]) -> list[int]:
     return sorted(range(len(names)), key=lambda i: scores[i], reverse=True)
 
 
-def _messages_text(messages: Any) -> str:
+def _messages_text(messages: Any, enough: int) -> str:
+    """The messages' text, up to at least `enough` characters (a long conversation is not joined whole)."""
     if not isinstance(messages, list):
         return ""
     parts: list[str] = []
+    size = 0
     for message in messages:
+        if size >= enough:
+            break
         if not isinstance(message, Mapping):
             continue
         content = message.get("content")
@@ -48,6 +52,7 @@ def _messages_text(messages: Any) -> str:
         elif isinstance(content, list):
             parts.extend(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
         parts.append("\x1e")  # a message boundary, so ["ab"] and ["a", "b"] differ
+        size = sum(map(len, parts))
     return "".join(parts)
 
 

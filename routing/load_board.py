@@ -126,6 +126,7 @@ class LoadBoard:
         """For /routing: the scraped figures and their age, the estimate, whether it is full and why."""
         state = self._scrape_of(dep.key)
         load = self._load(dep, self._clock())
+        verdict = latch(self._latched.get(dep.key, ""), load, self.routing.local_first)  # as a call now would see it
         sample = state.sample if state is not None else None
         hit_rate = None
         if sample is not None and sample.prefix_queries:
@@ -143,8 +144,8 @@ class LoadBoard:
             "scrape_error": state.error if state is not None else "not scraped yet",
             "load_known": load.known,
             "estimated_waiting": round(load.waiting, 1),
-            "full": bool(self._latched.get(dep.key)),
-            "full_reason": self._latched.get(dep.key, ""),
+            "full": bool(verdict),
+            "full_reason": verdict,
         }
 
     def model_state(self, model: str) -> dict[str, Any]:
