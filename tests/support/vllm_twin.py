@@ -47,6 +47,7 @@ class TwinSpec:
     kv_tokens: int = 100_000
     prefix_chars: int = 2000
     prefix_cache_entries: int = 256
+    tokens_per_chunk: int = 1  # output tokens per streamed chunk (a benchmark sends several at once)
 
 
 class VllmTwin(LoopServer):
@@ -241,16 +242,14 @@ class VllmTwin(LoopServer):
     async def _stream(self, request: web.Request, reply: str, tokens: int, usage: dict[str, Any]) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream", "x-upstream-name": self.name})
         await resp.prepare(request)
-        base = {
-            "id": f"chatcmpl-{self.name}-{next(self._ids)}",
-            "object": "chat.completion.chunk",
-            "model": self.spec.model,
-        }
+        model = self.spec.model
+        base = {"id": f"chatcmpl-{self.name}-{next(self._ids)}", "object": "chat.completion.chunk", "model": model}
         words = reply.split(" ")
-        for i, word in enumerate(words):
+        step = max(1, self.spec.tokens_per_chunk)
+        for i in range(0, len(words), step):
             if i:
-                await asyncio.sleep(self.spec.per_token)
-            delta = {"content": word if i == 0 else " " + word}
+                await asyncio.sleep(self.spec.per_token * step)
+            delta = {"content": (" " if i else "") + " ".join(words[i : i + step])}
             await resp.write(_sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}))
         await resp.write(_sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
         await resp.write(_sse({**base, "choices": [], "usage": usage}))
