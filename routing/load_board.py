@@ -78,11 +78,11 @@ class LoadBoard:
         limits = self.routing.local_first
         now = self._clock()
         locals_: list[Candidate] = []
-        remotes: list[tuple[float, int, DeploymentConfig]] = []
+        remotes: list[tuple[bool, float, int, DeploymentConfig]] = []  # health-down ones last, then by weight
         for i, entry in enumerate(route.entries):
             dep = entry.deployment
             if entry.side != LOCAL:
-                remotes.append((-dep.weight, i, dep))
+                remotes.append((not entry.available, -dep.weight, i, dep))
                 continue
             load = self._load(dep, now)
             verdict = self._latched[dep.key] = latch(self._latched.get(dep.key, ""), load, limits)
@@ -94,7 +94,7 @@ class LoadBoard:
         if affinity.enabled and len(locals_) > 1:
             key = affinity_key(call.session, payload, affinity.prefix_chars)
             order = rendezvous(key, [c.dep.key for c in locals_]) if key else None
-        decided = plan(locals_, [d for _, _, d in sorted(remotes)], call.priority, self.budget.left(now), order, draws)
+        decided = plan(locals_, [r[-1] for r in sorted(remotes)], call.priority, self.budget.left(now), order, draws)
         if decided.affinity and self._on_affinity is not None:
             self._on_affinity(decided.affinity)
         return decided

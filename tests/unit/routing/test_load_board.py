@@ -77,3 +77,22 @@ def test_only_spilled_calls_are_charged_to_the_budget() -> None:
         "spill_spent_usd_last_hour": 3.0,
         "spill_budget_used": 0.6,
     }
+
+
+def test_a_remote_deployment_that_is_down_comes_after_the_healthy_ones() -> None:
+    second = DeploymentConfig("cloud-2", "m", "openai", "openai", "http://cloud-2/v1", "m", 0.5)
+    routing = RoutingConfig(
+        strategy="local_first",
+        local=ROUTING.local,
+        remote=(*ROUTING.remote, EndpointGroup("http://cloud-2", ("m",))),
+    )
+    manager = RoutingManager(GatewayConfig(models=(ModelConfig("m", "m", (GPU, CLOUD, second)),), routing=routing))
+    states = {GPU.key: waiting(9)}
+    board = LoadBoard(routing, states.get, Guards(BreakerBoard(), InProcessRateLimiter()), clock=Clock(), wall=Clock())
+    route = manager.route("m")
+    assert route is not None
+    assert [d.name for d in board.plan(route, Call("r", "m", False), {}, (0, 0)).order] == ["cloud", "cloud-2", "gpu"]
+    manager.set_available(CLOUD.key, False, "health check failed")
+    route = manager.route("m")
+    assert route is not None
+    assert [d.name for d in board.plan(route, Call("r", "m", False), {}, (0, 0)).order] == ["cloud-2", "cloud", "gpu"]
