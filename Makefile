@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: install run test check bench services clean
+.PHONY: install run test check bench bench-routing services clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ check: install
 
 bench: install
 	$(PY) -m bench.run
+
+bench-routing: install
+	$(PY) -m bench.hybrid
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,9 @@ from routing.config.schema import ConfigError
 
 def check_config(settings: Settings) -> int:
     from routing.config.load import load_config
+    from routing.local_first import explain
     from routing.manager import RoutingManager
+    from routing.strategies import LOCAL
 
     try:
         config = load_config(settings.models_path, settings.routing_path, settings.env)
@@ -33,6 +35,11 @@ def check_config(settings: Settings) -> int:
         for row in info["deployments"]:
             state = "enabled" if row["enabled"] else f"DISABLED: {row['reason']}"
             print(f"  {row['percent']:>7}  {row['deployment']:<40} {row['side']:<7} {row['kind']:<9} {state}")
+        route = manager.route(model_id)
+        if route is not None and route.kind == "local_first":
+            local = [e.deployment for e in route.entries if e.side == LOCAL]
+            for line in explain(config.routing, local):
+                print(f"  {line}")
     return 0
 
 

@@ -27,6 +27,7 @@ from routing.limits.breaker import BreakerBoard
 from routing.limits.ratelimit import InProcessRateLimiter, RateLimiter
 from routing.limits.ratelimit_redis import RedisRateLimiter
 from routing.limits.streams import LocalStreamCap, RedisStreamCap, StreamCap
+from routing.load_board import LoadBoard
 from routing.manager import RoutingManager
 from routing.strategies import Observed
 from routing.upstream.transport import HttpTransport
@@ -50,6 +51,7 @@ class Services:
     limiter: RateLimiter
     events: EventHub
     books: Bookkeeper
+    board: LoadBoard
     started_at: float = field(default_factory=time.time)
     responses: ResponseStore | None = None  # /v1/responses' stored responses
 
@@ -66,6 +68,11 @@ class Services:
                 dep = by_name.get((model_id, row["deployment"]))
                 if dep is not None and dep.enabled:
                     row.update(self.deployments.describe(dep))
+                    if info["kind"] == "local_first" and row["side"] == "local":
+                        row["load"] = self.board.describe(dep)
+            if info["kind"] == "local_first":
+                info.update(self.board.model_state(model_id))
+        snapshot["local_first"] = self.board.budget_state()
         return snapshot
 
 
@@ -120,6 +127,13 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     state = DeploymentState(manager, transport, guards, metrics, events)
     guards.on_state = state.circuit_changed
     responses = ResponseStore(settings.storage)
+    board = LoadBoard(
+        config.routing,
+        state.scrape_state,
+        guards,
+        on_affinity=metrics.routing.affinity_decided,
+        on_budget=metrics.routing.budget,
+    )
     try:
         await call_log.start()
         await state.start()
@@ -135,6 +149,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             on_ttft=manager.observe_ttft,
             observed=lambda dep: manager.observed().get(dep.key, _NO_OBSERVATION),
             on_throughput=manager.observe_throughput,
+            board=board,
         )
         yield Services(
             settings=settings,
@@ -158,6 +173,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                 max_text=settings.max_logged_text,
             ),
             responses=responses,
+            board=board,
         )
     finally:
         await state.close()

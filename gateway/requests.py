@@ -9,7 +9,9 @@ from starlette.requests import ClientDisconnect, HTTPConnection, Request
 
 from gateway.errors import APIError
 from gateway.telemetry.recording import ClientInfo
+from routing.call import Call
 from routing.config.schema import ModelConfig
+from routing.load import PRIORITIES
 
 
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
@@ -66,6 +68,14 @@ def client_info(conn: HTTPConnection, endpoint: str) -> ClientInfo:
         title=headers.get("x-title", ""),
         session_id=headers.get("x-session-id", "") or headers.get("x-claude-code-session-id", ""),
     )
+
+
+def apply_routing_hints(conn: HTTPConnection, call: Call) -> None:
+    """`X-Priority` (high, normal, low; anything else counts as normal) and the session headers, for routing."""
+    headers = conn.headers
+    priority = headers.get("x-priority", "").strip().lower()
+    call.priority = priority if priority in PRIORITIES else "normal"
+    call.session = (headers.get("x-session-id", "") or headers.get("x-claude-code-session-id", ""))[:200]
 
 
 def unroutable(model: ModelConfig | None, name: str) -> APIError:

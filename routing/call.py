@@ -52,6 +52,9 @@ class Call:
     cancelled: bool = False
     completions: str = ""  # a legacy completions call: `native` or `translated`, as the serving deployment did it
     system_fingerprint: str | None = None  # the upstream's, once a chunk named it: later chunks carry it too
+    priority: str = "normal"  # X-Priority: high, normal, low
+    session: str = ""  # X-Session-Id / x-claude-code-session-id, for affinity
+    routing_reason: str = ""  # why the serving deployment was chosen: weighted, local, affinity, spill:*, fallback
 
     def add_text(self, index: int, piece: str) -> None:
         transcript = self.texts.get(index)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,14 +17,16 @@ from routing.errors import (
     AllAttemptsFailed,
     ClientRequestError,
     NoDeploymentAvailable,
-    RateLimited,
     RoutingError,
     UpstreamError,
 )
+from routing.exhausted import blocked, summary
 from routing.legacy import completions_mode
 from routing.limits.admission import Admission, Guards, Skip
 from routing.limits.breaker import BreakerBoard
 from routing.limits.ratelimit import InProcessRateLimiter, estimate_tokens, prompt_messages
+from routing.load_board import LoadBoard
+from routing.local_first import Plan
 from routing.manager import ModelRoute
 from routing.planning import plan
 from routing.request_routing import ProviderRouting
@@ -115,8 +116,9 @@ class Executor:
         on_ttft: Callable[[str, float], None] | None = None,
         observed: Callable[[DeploymentConfig], Observed] | None = None,
         on_throughput: Callable[[str, float], None] | None = None,
+        board: LoadBoard | None = None,
     ) -> None:
-        self.transport, self.settings = transport, settings
+        self.transport, self.settings, self.board = transport, settings, board
         self.answers = Answers(transport)
         self._draw = draw or random.Random().random
         self.guards = guards or Guards(BreakerBoard(), InProcessRateLimiter())
@@ -133,20 +135,43 @@ class Executor:
         prefs: Preferences | None = None,
         wants: ProviderRouting | None = None,
         payload: dict[str, Any] | None = None,
+        order: Sequence[DeploymentConfig] | None = None,
     ) -> list[DeploymentConfig]:
         """Every usable deployment in the order to try (planning.py), with this executor's draw and state."""
-        return plan(route, self._draw(), self.guards.available, self._observed, prefs, wants, payload)
+        return plan(route, self._draw(), self.guards.available, self._observed, prefs, wants, payload, order)
+
+    async def _decide(
+        self,
+        route: ModelRoute,
+        prefs: Preferences | None,
+        wants: ProviderRouting | None,
+        call: Call,
+        payload: dict[str, Any],
+        deadline: float,
+    ) -> tuple[list[DeploymentConfig], Plan | None]:
+        """The plan of this call: by weight, or for `local_first` by load (which may hold a low-priority call)."""
+        board = self.board
+        if board is None or route.kind != "local_first" or not route.entries:
+            return self.plan(route, prefs, wants, payload), None
+        wait = min(self.settings.queue_timeout, deadline - time.monotonic())
+        decided = await board.decide(route, call, payload, self._draw, wait)
+        return self.plan(route, prefs, wants, payload, decided.order), decided
 
     def _observed(self, dep: DeploymentConfig) -> Observed:
         return self._observed_of(dep) if self._observed_of is not None else _UNSEEN
 
     def _served(self, dep: DeploymentConfig, call: Call, seconds: float) -> None:
-        """A deployment answered: the call is its model's now (a `models` fallback), and its speed is measured."""
+        """A deployment answered: the call is its model's now (a `models` fallback), its speed is measured, and
+        (local_first) what it cost is charged to the spill budget."""
         call.deployment = dep
         call.model_id = dep.model_id
         completion = int((call.usage or {}).get("completion_tokens") or 0)
         if self._on_throughput is not None and completion > 0 and seconds > 0:
             self._on_throughput(dep.key, completion / seconds)
+        if self.board is not None:  # billed for its whole attempt (recorded just before), not its output time
+            last = call.attempts[-1] if call.attempts else None
+            billed = last.duration_ms / 1000 if last is not None and last.deployment == dep.name else seconds
+            self.board.charge_call(call, dep, billed)
 
     async def _run(
         self,
@@ -178,9 +203,10 @@ class Executor:
         """The one retry loop: passes over the plan, skipping deployments that cannot take an attempt now."""
         settings = self.settings
         route, payload = leg.route, leg.payload
-        plan = self.plan(route, prefs, wants, payload)
-        tokens = estimate_tokens(prompt_messages(payload), _max_tokens(payload))
         tries = _Tries(deadline=deadline, max_attempts=settings.max_attempts)
+        plan, decided = await self._decide(route, prefs, wants, call, payload, deadline)
+        first, reason = plan[0].key if plan else "", decided.reason if decided is not None else "weighted"
+        tokens = estimate_tokens(prompt_messages(payload), _max_tokens(payload))
         skips: list[Skip] = []
         while not tries.exhausted():
             skips, sent = [], 0
@@ -193,6 +219,7 @@ class Executor:
                     continue
                 tries.made += 1
                 sent += 1
+                call.routing_reason = reason if dep.key == first else "fallback"
                 began = time.perf_counter()
                 try:
                     return await attempt(dep, payload, tries.deadline - time.monotonic(), admitted)
@@ -206,7 +233,7 @@ class Executor:
                     # the transport already sorted client errors out; what remains may go elsewhere
                     kind = classify_failure(exc.kind, exc.upstream_status)
                     if not exc.retryable or (kind != "client" and not settings.retry.retryable(kind)):
-                        raise AllAttemptsFailed(_summary(route, call), exc) from None
+                        raise AllAttemptsFailed(summary(route, call), exc) from None
             if tries.exhausted():
                 break
             if not sent:
@@ -218,8 +245,8 @@ class Executor:
             tries.rounds += 1
         if tries.last is None:
             waits = [s.retry_after for s in skips if s.retry_after is not None]
-            raise NoDeploymentAvailable(_summary(route, call), min(waits) if waits else None)
-        raise AllAttemptsFailed(_summary(route, call), tries.last)
+            raise NoDeploymentAvailable(summary(route, call), min(waits) if waits else None)
+        raise AllAttemptsFailed(summary(route, call), tries.last)
 
     async def _unblock(self, route: ModelRoute, call: Call, tries: _Tries, skips: list[Skip]) -> bool:
         """A pass sent nothing, every deployment was skipped: wait for room; True to pass over the plan again,
@@ -228,7 +255,7 @@ class Executor:
         for skip in skips:
             call.add_skip(skip.dep, skip.reason)
         if skips and all(s.reason in _WAITING for s in skips):
-            raise _blocked(route, skips)
+            raise blocked(route, skips)
         full = [s.dep for s in skips if s.reason == "full"]
         if full:
             now = time.monotonic()
@@ -352,30 +379,3 @@ class Executor:
 def _max_tokens(payload: dict[str, Any]) -> int | None:
     value = payload.get("max_tokens") or payload.get("max_completion_tokens")
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _blocked(route: ModelRoute, skips: list[Skip]) -> RoutingError:
-    """Every deployment waits out a limit: 429, or 503 when each upstream asked with a 503; either way with the
-    soonest wait as Retry-After, so the client comes back when something can serve it."""
-    waits = [s.retry_after for s in skips if s.retry_after is not None]
-    wait = min(waits) if waits else 1.0
-    if all(s.reason == "retry_after" and s.status == 503 for s in skips):
-        return NoDeploymentAvailable(
-            f"every deployment of {route.model.id} is unavailable (503 with Retry-After); retry in {wait:.1f}s", wait
-        )
-    denials = [s.denial for s in skips if s.denial is not None]
-    headers = min(denials, key=lambda d: d.retry_after).headers() if denials else {}
-    headers["retry-after"] = str(max(1, math.ceil(wait)))
-    return RateLimited(
-        f"every deployment of {route.model.id} is at its rate limit; retry in {wait:.1f}s", wait, headers
-    )
-
-
-def _summary(route: ModelRoute, call: Call) -> str:
-    if not call.attempts:
-        return f"no deployment of {route.model.id} could be tried within the deadline"
-    if all(a.outcome == "skipped" for a in call.attempts):
-        why = "; ".join(f"{a.deployment}: {a.error.replace('_', ' ')}" for a in call.attempts)
-        return f"no deployment of {route.model.id} can serve now ({why})"
-    tried = "; ".join(f"{a.deployment}: {a.error or a.outcome}" for a in call.attempts)
-    return f"all {len(call.attempts)} attempt(s) for {route.model.id} failed ({tried})"

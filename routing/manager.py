@@ -34,6 +34,7 @@ class ModelRoute:
     model: ModelConfig
     entries: tuple[RouteEntry, ...]
     strategy: str
+    kind: str = ""  # the strategy's kind: fixed, weighted, cost, latency, local_first
 
     @property
     def weights(self) -> list[float]:
@@ -165,7 +166,7 @@ class RoutingManager:
             )
             for d, w, s in zip(enabled, final, raw, strict=True)
         )
-        return ModelRoute(model=model, entries=entries, strategy=name)
+        return ModelRoute(model=model, entries=entries, strategy=name, kind=spec.kind)
 
     def _weights(self, scoped: ModelConfig, spec: StrategyConfig) -> list[float]:
         """The strategy's weights for these deployments (config and observed stats in, weights out)."""
@@ -178,6 +179,9 @@ class RoutingManager:
             return strategies.cheapest_first(scoped, self._observed)
         if spec.kind == "latency":
             return strategies.fastest_first(scoped, self._observed)
+        if spec.kind == "local_first":
+            # the weights are the baseline (every call local); the executor's per-call plan spills on load
+            return strategies.fixed(scoped, routing, 1.0)
         fraction = self._local_fraction if spec.name == routing.strategy else spec.local_fraction
         return strategies.fixed(scoped, routing, fraction)
 
@@ -206,6 +210,7 @@ class RoutingManager:
                 )
             models[model.id] = {
                 "strategy": route.strategy if route else None,
+                "kind": route.kind if route else None,
                 "aliases": list(model.aliases),
                 "served": route is not None,
                 "deployments": rows,

@@ -8,7 +8,7 @@ admits each attempt.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from routing.config.schema import DeploymentConfig
@@ -27,8 +27,10 @@ def plan(
     prefs: Preferences | None = None,
     wants: ProviderRouting | None = None,
     payload: dict[str, Any] | None = None,
+    order: Sequence[DeploymentConfig] | None = None,
 ) -> list[DeploymentConfig]:
-    """Every usable deployment of `route` in the order to try; `draw` is a uniform number in [0, 1)."""
+    """Every usable deployment of `route` in the order to try; `draw` is a uniform number in [0, 1). `order`: the
+    strategy's own order for this call (local_first's, by load) in place of the weighted draw."""
     model = route.model
     if not route.entries:
         raise NoDeploymentAvailable(f"model {model.id} has no enabled deployment")
@@ -36,7 +38,10 @@ def plan(
     if not up:
         why = "; ".join(f"{e.deployment.name}: {e.reason}" for e in route.entries)
         raise NoDeploymentAvailable(f"no deployment of {model.id} can serve ({why})")
-    if wants is not None and wants.fixed_order:  # `sort` / `order`: no draw, the strategy's weights in order
+    if order is not None:
+        usable = {e.deployment.key for e in up}
+        order = [d for d in order if d.key in usable]
+    elif wants is not None and wants.fixed_order:  # `sort` / `order`: no draw, the strategy's weights in order
         order = [e.deployment for e in sorted(up, key=lambda e: -e.weight)]
     else:
         order = [e.deployment for e in attempt_order(up, [e.weight for e in up], draw)]

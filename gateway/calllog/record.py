@@ -45,3 +45,4 @@ class CallRecord:
     prompt: str | None = None  # JSON of the messages; None when LOG_CONTENT=false
     response: str | None = None  # assembled response text; None when LOG_CONTENT=false
     metadata: dict[str, Any] = field(default_factory=dict)
+    routing_reason: str = ""  # weighted, local, affinity, spill:queue, spill:kv, fallback ("" before routing)

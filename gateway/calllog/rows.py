@@ -52,6 +52,7 @@ def record_to_row(record: CallRecord, *, log_content: bool) -> Row:
         "prompt": _text(record.prompt) if log_content and record.prompt is not None else None,
         "response": _text(record.response) if log_content and record.response is not None else None,
         "metadata": _json(record.metadata),
+        "routing_reason": _text(record.routing_reason) or None,
     }
 
 

@@ -88,6 +88,7 @@ api_logs = Table(
     Column("prompt", Text),
     Column("response", Text),
     Column("metadata", Text),  # JSON object; a Core column may be named "metadata", unlike a declarative attribute
+    Column("routing_reason", Text),  # weighted, local, affinity, spill:queue, spill:kv, fallback
     Index("ix_api_logs_timestamp", "timestamp"),
     Index("ix_api_logs_model_id", "model_id"),
     Index("ix_api_logs_provider", "provider"),

@@ -18,7 +18,7 @@ from gateway.openai.formats import ChatFormat, identity
 from gateway.openai.reasoning import WithoutReasoning
 from gateway.openai.relay import StreamRelay
 from gateway.openai.request import ChatRequest
-from gateway.requests import client_info, refuse_unserved, unroutable
+from gateway.requests import apply_routing_hints, client_info, refuse_unserved, unroutable
 from gateway.telemetry.ledger import CallLedger
 from routing.errors import GatewayError, UpstreamError
 from routing.executor import Leg
@@ -95,6 +95,7 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
         raise await ledger.crash(exc) from None
     first, then = legs[0], legs[1:]
     ledger.body = _as_sent(chat.original, first.payload)
+    apply_routing_hints(request, ledger.call)
     ledger.dispatched = True
     if chat.hide_reasoning:
         fmt = WithoutReasoning(fmt)

@@ -16,7 +16,9 @@ async def routing_table(request: Request) -> JSONResponse:
     snapshot = services.routing_snapshot()
     snapshot["description"] = (
         "Weights in use per model. A request's first deployment is drawn at random by weight; the others are "
-        "fallbacks in weight order. Zero-weight deployments serve only as fallback."
+        "fallbacks in weight order. Zero-weight deployments serve only as fallback. For local_first models the "
+        "weights are the baseline (all local): each call's plan follows load, shown per local deployment in `load` "
+        "and per model in `spilling`; the spill budget is under `local_first`."
     )
     return JSONResponse(snapshot)
 

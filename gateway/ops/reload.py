@@ -22,6 +22,7 @@ def reload_config(services: Services) -> str:
         log.error("config reload refused, keeping the running config: %s", exc)
         return str(exc)
     services.manager.replace_config(config)
+    services.board.replace(config.routing)
     services.deployments.restart_soon()
     lifted = services.executor.guards.lift_blocks()
     if lifted:

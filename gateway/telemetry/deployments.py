@@ -16,8 +16,10 @@ from gateway.telemetry.events import EventHub
 from gateway.telemetry.metrics import Metrics
 from routing.config.schema import DeploymentConfig
 from routing.limits.admission import Guards
+from routing.load import ScrapeState
 from routing.manager import RoutingManager
 from routing.upstream.health import HealthMonitor, probe_targets
+from routing.upstream.scrape import Scraper, scrape_targets
 from routing.upstream.transport import HttpTransport
 
 log = logging.getLogger("gateway.health")
@@ -37,6 +39,7 @@ class DeploymentState:
             events,
         )
         self.monitor: HealthMonitor | None = None
+        self.scraper: Scraper | None = None
         self._restart: asyncio.Task[None] | None = None
 
     def _deployment(self, key: str) -> DeploymentConfig | None:
@@ -45,8 +48,10 @@ class DeploymentState:
                 return dep
         return None
 
-    async def start(self, previous: HealthMonitor | None = None) -> None:
-        """Start probing; after a reload, `previous` (the old, closed monitor) seeds what is already known."""
+    async def start(self, previous: HealthMonitor | None = None, scraped: Scraper | None = None) -> None:
+        """Start probing and scraping; after a reload, `previous` and `scraped` (the old, closed monitor and scraper)
+        seed what is already known."""
+        await self._start_scraper(scraped)
         routing = self.manager.config.routing
         targets = probe_targets(self.manager.deployments(), routing.health_check, routing.timeout or 5.0)
         if targets:
@@ -74,9 +79,42 @@ class DeploymentState:
                     detail = self.monitor.state(key).last_error
                     self.manager.set_available(key, False, f"health check failed: {detail}")
 
+    async def _start_scraper(self, previous: Scraper | None) -> None:
+        """Scrape the engine metrics of every deployment of a `local_first` model (the only reader of them)."""
+        manager = self.manager
+        deps = [
+            d for m in manager.config.models if manager.strategy_for(m)[1].kind == "local_first" for d in m.deployments
+        ]
+        targets = scrape_targets(deps)
+        if not targets:
+            return
+        lf = manager.config.routing.local_first
+        self.scraper = Scraper(
+            self.transport.get,
+            targets,
+            lf.scrape_interval,
+            lf.scrape_timeout,
+            self.guards.in_flight,
+            on_scrape=self._scraped,
+        )
+        if previous is not None:
+            self.scraper.carry_over(previous)
+        await self.scraper.start()
+        log.info("load scrape: %d metrics endpoint(s) every %gs", len(targets), lf.scrape_interval)
+
+    def _scraped(self, dep: DeploymentConfig, state: ScrapeState) -> None:
+        self.metrics.routing.scraped(dep, state)
+
+    def scrape_state(self, key: str) -> ScrapeState | None:
+        """The latest scrape of a deployment's engine metrics (None: not scraped)."""
+        return self.scraper.state(key) if self.scraper is not None else None
+
     async def close(self) -> None:
         if self._restart is not None:
             await self._restart
+        if self.scraper is not None:
+            await self.scraper.close()
+            self.scraper = None
         if self.monitor is not None:
             await self.monitor.close()
             self.monitor = None
@@ -90,11 +128,13 @@ class DeploymentState:
             # Reloads queue up rather than cancel each other: a cancelled restart could lose the old health state.
             if earlier is not None:
                 await asyncio.wait([earlier])
-            previous = self.monitor
+            previous, scraped = self.monitor, self.scraper
             if previous is not None:
                 await previous.close()
-            self.monitor = None
-            await self.start(previous)
+            if scraped is not None:
+                await scraped.close()
+            self.monitor = self.scraper = None
+            await self.start(previous, scraped)
 
         self._restart = asyncio.get_running_loop().create_task(restart())
 

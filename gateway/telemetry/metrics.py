@@ -23,6 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.samples import Sample
 
 from gateway.calllog.record import CallRecord
+from gateway.telemetry.routing_metrics import RoutingMetrics
 
 __all__ = ["MULTIPROC_ENV", "Metrics", "estimate_quantile", "mark_worker_dead", "prepare_multiproc_dir"]
 
@@ -129,6 +130,7 @@ class Metrics:
             key: Gauge(f"gateway_call_log_{key}", doc, multiprocess_mode=mode, registry=r)
             for key, (doc, mode) in CALL_LOG_GAUGES.items()
         }
+        self.routing = RoutingMetrics(r)
 
     @property
     def multiprocess(self) -> bool:
@@ -163,6 +165,8 @@ class Metrics:
                 child(self._tokens, model, provider, kind).inc(count)
         if record.cost_usd > 0:
             child(self._cost, model, provider).inc(record.cost_usd)
+        if record.routing_reason.startswith("spill:"):
+            self.routing.spilled(model, record.routing_reason.removeprefix("spill:"), record.cost_usd)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """The labelled child, cached: `labels()` validates and locks on every call (~5 us each, 8+ per call).

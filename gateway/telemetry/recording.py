@@ -181,6 +181,7 @@ def build_record(
         prompt=prompt_text,
         response=response_text,
         metadata=metadata,
+        routing_reason=call.routing_reason,
     )
 
 

@@ -17,6 +17,7 @@ from adapters.kinds import KINDS, kind_spec
 from routing.config.envexpand import expand_tree
 from routing.config.fields import strings
 from routing.config.models_schema import (
+    ENGINES,
     NAME_PATTERN,
     SHORTHAND_ONLY,
     DeploymentFields,
@@ -26,6 +27,7 @@ from routing.config.models_schema import (
     PricingFile,
 )
 from routing.config.schema import ConfigError, DeploymentConfig, MockOptions, ModelConfig, Pricing, Timeouts
+from routing.config.urls import origin
 from routing.config.validate import validate
 from routing.config.yamlread import check_url, load_yaml
 
@@ -222,7 +224,29 @@ def _deployment(
         thinking_switch=d.thinking_switch,
         messages=d.messages or "",
         responses=d.responses or ("native" if site.kind in _NATIVE_RESPONSES else "translate"),
+        metrics_url=_metrics_url(site, d, base_url, spec.local and not spec.in_process) if not reasons else "",
+        engine=_engine(site, d.engine),
     )
+
+
+def _metrics_url(site: _Site, d: DeploymentFields, base_url: str, local: bool) -> str:
+    """The engine's Prometheus endpoint: as given ("none" disables), else `{origin}/metrics` for local engines."""
+    value = d.metrics_url.strip()
+    if value.lower() == "none" or not base_url or (not value and not local):
+        return ""
+    if value and not value.startswith("/"):
+        return check_url(site.file, site.at("metrics_url"), value)
+    try:
+        root = origin(base_url)
+    except ValueError:  # a base_url urllib cannot split (port out of range) cannot be scraped either
+        return ""
+    return f"{root}{value or '/metrics'}"
+
+
+def _engine(site: _Site, value: str) -> str:
+    if value and value not in ENGINES:
+        raise site.fail("engine", f"unknown engine {value!r}", f"use one of: {', '.join(ENGINES)}")
+    return value or "vllm"
 
 
 def _own_pricing(d: DeploymentFile, model: Pricing) -> Pricing:

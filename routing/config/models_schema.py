@@ -11,6 +11,8 @@ from adapters.kinds import KINDS
 from routing.config.fields import Count, FileModel, Number, Positive, Price, Seconds, Strings
 from routing.config.schema import MockOptions, ModelConfig, Timeouts
 
+ENGINES = ("vllm", "sglang", "llamacpp")
+
 NAME_PATTERN = r"^[A-Za-z0-9._@:+-]+$"
 _KINDS: dict[str, Any] = {"enum": sorted(KINDS)}
 _TIMEOUTS, _MOCK = Timeouts(), MockOptions()
@@ -65,6 +67,8 @@ class DeploymentFields(FileModel):
     health_path: str = ""
     health_check: Number = 0.0
     health_timeout: Number = 0.0
+    metrics_url: str = ""
+    engine: str = Field(default="", json_schema_extra={"enum": list(ENGINES)})
     timeouts: TimeoutsFile = TimeoutsFile()
     headers: dict[str, str] = {}
     mock: MockFile = MockFile()

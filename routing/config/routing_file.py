@@ -13,11 +13,19 @@ from typing import Any
 from routing.config.envexpand import expand_tree
 from routing.config.fields import strings
 from routing.config.routing_schema import STRATEGY_KINDS, EndpointGroupFile, RoutingFile, StrategyFile
-from routing.config.schema import ConfigError, EndpointGroup, RoutingConfig, StrategyConfig
+from routing.config.schema import (
+    AffinityConfig,
+    ConfigError,
+    EndpointGroup,
+    LocalFirstConfig,
+    RoutingConfig,
+    StrategyConfig,
+)
 from routing.config.validate import validate
 from routing.config.yamlread import check_url, load_yaml
 
 _GROUPS = ("local_deployment", "remote_deployment")
+_DEFAULT_SCRAPE_TIMEOUT = LocalFirstConfig().scrape_timeout
 _UNSET = "unset"  # stands in for an endpoint whose variable is unset, so the rest of its entry is still checked
 
 
@@ -49,9 +57,24 @@ def load_routing(path: Path, env: Mapping[str, str], model_ids: set[str]) -> Rou
         remote=_groups(file, "remote_deployment", parsed.remote_deployment, missing, model_ids, warnings),
         strategies=strategies,
         model_strategies=tuple(parsed.model_strategies.items()),
+        local_first=_local_first(file, parsed),
+        affinity=AffinityConfig(**parsed.affinity.model_dump()),
         source=file,
         warnings=tuple(warnings),
     )
+
+
+def _local_first(file: str, parsed: RoutingFile) -> LocalFirstConfig:
+    lf = parsed.local_first
+    if lf.scrape_timeout is not None and lf.scrape_timeout > lf.scrape_interval:
+        raise ConfigError(
+            file,
+            "local_first.scrape_timeout",
+            f"must not exceed scrape_interval ({lf.scrape_interval:g}), got {lf.scrape_timeout:g}",
+            "lower `scrape_timeout` or raise `scrape_interval`",
+        )
+    timeout = min(_DEFAULT_SCRAPE_TIMEOUT, lf.scrape_interval) if lf.scrape_timeout is None else lf.scrape_timeout
+    return LocalFirstConfig(**{**lf.model_dump(), "scrape_timeout": timeout})
 
 
 def _placehold(data: Any, missing: Mapping[str, tuple[str, ...]]) -> Any:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from routing.config.fields import FileModel, Fraction, Number, Strings
-from routing.config.schema import RoutingConfig, StrategyConfig
+from routing.config.fields import Count, FileModel, Fraction, Number, Seconds, Strings
+from routing.config.schema import AffinityConfig, LocalFirstConfig, RoutingConfig, StrategyConfig
 
-STRATEGY_KINDS = ("fixed", "weighted", "cost", "latency")
+STRATEGY_KINDS = ("fixed", "weighted", "cost", "latency", "local_first")
 _ROUTING, _STRATEGY = RoutingConfig(), StrategyConfig("", "")
+_LOCAL_FIRST, _AFFINITY = LocalFirstConfig(), AffinityConfig()
 
 
 class RoutingParameterFile(FileModel):
@@ -23,6 +24,24 @@ class StrategyFile(FileModel):
     kind: str = Field(default="fixed", json_schema_extra={"enum": list(STRATEGY_KINDS)})
     local_fraction: Fraction = _STRATEGY.local_fraction
     weights: dict[str, Number] = {}
+
+
+class LocalFirstFile(FileModel):
+    """`local_first:`: when a local deployment counts as full, when spilling stops, what spill may cost."""
+
+    max_waiting: Count = _LOCAL_FIRST.max_waiting
+    max_kv_usage: Fraction = _LOCAL_FIRST.max_kv_usage
+    resume_below: Fraction = _LOCAL_FIRST.resume_below
+    scrape_interval: Seconds = _LOCAL_FIRST.scrape_interval
+    scrape_timeout: Seconds | None = None  # default: 0.5 s, or scrape_interval when that is shorter
+    spill_budget_usd_per_hour: Number | None = _LOCAL_FIRST.spill_budget_usd_per_hour
+
+
+class AffinityFile(FileModel):
+    """`affinity:`: session and prompt-prefix affinity among a model's local deployments."""
+
+    enabled: bool = _AFFINITY.enabled
+    prefix_chars: Count = _AFFINITY.prefix_chars
 
 
 class EndpointGroupFile(FileModel):
@@ -43,3 +62,5 @@ class RoutingFile(FileModel):
     remote_deployment: list[EndpointGroupFile] = []
     strategies: dict[str, StrategyFile] = {}
     model_strategies: dict[str, str] = {}
+    local_first: LocalFirstFile = LocalFirstFile()
+    affinity: AffinityFile = AffinityFile()

@@ -84,6 +84,8 @@ class DeploymentConfig:
     thinking_switch: str = "enable_thinking"  # the chat_template_kwargs key, for `reasoning: chat_template_kwargs`
     messages: str = ""  # "native": serves Anthropic's /v1/messages itself (vLLM 0.17+); "" / "translate": via chat
     responses: str = "translate"  # /v1/responses: "native" passes it to {base_url}/responses, "translate" to chat
+    metrics_url: str = field(default="", repr=False)  # the engine's Prometheus endpoint; "" = not scraped
+    engine: str = "vllm"  # which metric names `metrics_url` serves: vllm, sglang or llamacpp
 
     @property
     def key(self) -> str:
@@ -141,6 +143,26 @@ class StrategyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalFirstConfig:
+    """routing.yaml `local_first:`: when a local deployment is full, when spilling stops, what spill may cost."""
+
+    max_waiting: int = 4  # full above this many queued requests
+    max_kv_usage: float = 0.90  # ... or above this KV-cache use (0-1)
+    resume_below: float = 0.5  # spilling stops when load is back under this fraction of both limits
+    scrape_interval: float = 1.0  # seconds between scrapes of each local deployment's metrics
+    scrape_timeout: float = 0.5  # seconds one scrape may take
+    spill_budget_usd_per_hour: float | None = None  # cap on spilled traffic's cost over the last hour
+
+
+@dataclass(frozen=True, slots=True)
+class AffinityConfig:
+    """routing.yaml `affinity:`: keep a session or a shared prompt prefix on one local replica."""
+
+    enabled: bool = True
+    prefix_chars: int = 2000  # how much of the messages the prefix hash reads; 0 = session keys only
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingConfig:
     """routing.yaml: how local and remote deployments share each model's traffic."""
 
@@ -152,6 +174,8 @@ class RoutingConfig:
     remote: tuple[EndpointGroup, ...] = ()
     strategies: tuple[StrategyConfig, ...] = ()
     model_strategies: tuple[tuple[str, str], ...] = ()
+    local_first: LocalFirstConfig = LocalFirstConfig()
+    affinity: AffinityConfig = AffinityConfig()
     source: str = ""
     warnings: tuple[str, ...] = ()
 

@@ -181,6 +181,7 @@ def make_record(n: int = 0, **overrides: Any) -> CallRecord:
         "prompt": '[{"role": "user", "content": "hi"}]',
         "response": "hello",
         "metadata": {"user_agent": "pytest", "tags": ["a"]},
+        "routing_reason": "fallback",
     }
     values.update(overrides)
     return CallRecord(**values)

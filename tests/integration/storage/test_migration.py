@@ -63,6 +63,7 @@ async def test_legacy_table_is_migrated(target: Target) -> None:
     assert rows[0]["latency_ms"] == 12.5 if target.backend == "sqlite" else 12
     assert rows[1]["prompt"] is None
     assert rows[1]["attempts"] is not None
+    assert (rows[0]["routing_reason"], rows[1]["routing_reason"]) == (None, "fallback")  # a column added in place
     assert log.counters()["rows_written"] == 2
     assert log.counters()["rows_rejected"] == log.counters()["rows_lost"] == 0
     assert sum(s["requests"] for s in stats) == 2

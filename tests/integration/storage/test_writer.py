@@ -44,7 +44,7 @@ async def test_row_has_every_field(target: Target) -> None:
         assert row[name] == getattr(record, name), name
     for name in ("cost_usd", "finish_reason", "fallback_used", "temperature", "top_p", "max_tokens", "seed"):
         assert row[name] == getattr(record, name), name
-    for name in ("user_id", "session_id", "api_key_name", "client_ip", "prompt", "response"):
+    for name in ("user_id", "session_id", "api_key_name", "client_ip", "prompt", "response", "routing_reason"):
         assert row[name] == getattr(record, name), name
     assert orjson.loads(row["attempts"]) == [a.as_dict() for a in record.attempts]
     assert orjson.loads(row["metadata"]) == record.metadata

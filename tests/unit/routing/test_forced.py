@@ -169,7 +169,7 @@ def denial(wait: float, remaining: int) -> Denial:
 
 
 def test_rate_limit_headers_come_from_the_soonest_skip() -> None:
-    from routing.executor import _blocked
+    from routing.exhausted import blocked
 
     route, _, _ = setup(dep("a"), dep("b"), dep("c"))
     a, b, c = (e.deployment for e in route.entries)
@@ -178,11 +178,11 @@ def test_rate_limit_headers_come_from_the_soonest_skip() -> None:
         Skip(b, "rate_limited", 4.0, denial(4.0, 1)),
         Skip(c, "retry_after", 9.0, status=503),
     ]
-    error = _blocked(route, skips)
+    error = blocked(route, skips)
     assert isinstance(error, RateLimited)
     assert error.retry_after == 4.0 and error.headers["retry-after"] == "4"
     assert error.headers["x-ratelimit-remaining-requests"] == "1"
-    upstream_only = _blocked(route, [Skip(a, "retry_after", 12.0, status=429), Skip(b, "retry_after", 3.5, status=429)])
+    upstream_only = blocked(route, [Skip(a, "retry_after", 12.0, status=429), Skip(b, "retry_after", 3.5, status=429)])
     assert isinstance(upstream_only, RateLimited) and upstream_only.headers == {"retry-after": "4"}
 
 
