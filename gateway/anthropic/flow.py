@@ -59,7 +59,7 @@ async def _admitted(ledger: CallLedger, call: MessagesCall, route: ModelRoute | 
 
 async def _complete(services: Services, ledger: CallLedger, route: ModelRoute, call: MessagesCall) -> dict[str, Any]:
     try:
-        return await services.executor.complete(route, call.payload, ledger.call)
+        return await services.executor.complete(route, call.payload, ledger.call, None, call.wants)
     except GatewayError as exc:
         raise as_upstream_wrote(await ledger.fail(exc), ledger) from None
     except asyncio.CancelledError:
@@ -84,7 +84,7 @@ async def run_messages(request: Request, services: Services, call: MessagesCall,
     ledger, found = _ledger(request, services, call, endpoint)
     route = await _admitted(ledger, call, found)
     if call.stream:
-        opener = partial(services.executor.stream, route, call.payload, ledger.call)
+        opener = partial(services.executor.stream, route, call.payload, ledger.call, None, call.wants)
         return MessagesRelay(opener, ledger, services.settings.keepalive_interval)
     result = await _complete(services, ledger, route, call)
     model = ledger.call.model_id

@@ -10,6 +10,8 @@ from starlette.datastructures import Headers
 from adapters.anthropic import MessagesPayload
 from adapters.messages_chat import TranslationError, chat_request
 from gateway.errors import APIError
+from gateway.openai.routing_fields import provider_routing, split_variant
+from routing.request_routing import ProviderRouting
 
 FORWARDED = ("anthropic-version", "anthropic-beta")  # passed to native deployments as the client sent them
 _ROLES = ("user", "assistant")
@@ -24,6 +26,7 @@ class MessagesCall:
     stream: bool
     payload: MessagesPayload
     original: dict[str, Any]
+    wants: ProviderRouting | None = None  # OpenRouter's provider object (and a `:floor` / `:nitro` variant)
 
 
 def _bad(param: str, message: str) -> APIError:
@@ -75,6 +78,9 @@ def parse_messages(body: dict[str, Any], headers: Headers, count_tokens: bool = 
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise APIError(400, "`model` is required and must be a string", code="missing_model", param="model")
+    model, variant = split_variant(model)
+    wants = provider_routing(body, variant)
+    body = {k: v for k, v in body.items() if k != "provider"}  # the gateway's to act on, not an upstream's
     _check_messages(body.get("messages"))
     _check_shapes(body, count_tokens)
     try:
@@ -83,4 +89,4 @@ def parse_messages(body: dict[str, Any], headers: Headers, count_tokens: bool = 
         raise APIError(400, str(exc), code="invalid_value") from None
     forwarded = {name: value for name in FORWARDED if (value := headers.get(name))}
     stream = bool(body.get("stream", False)) and not count_tokens
-    return MessagesCall(model, stream, MessagesPayload(chat, body, forwarded, count_tokens), body)
+    return MessagesCall(model, stream, MessagesPayload(chat, body, forwarded, count_tokens), body, wants)

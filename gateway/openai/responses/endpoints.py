@@ -56,10 +56,13 @@ async def _history(store: ResponseStore, body: dict[str, Any]) -> list[dict[str,
     return stored.conversation()
 
 
+_GATEWAY_ONLY = ("stream", "provider", "models")  # the gateway's to act on, never an upstream's to refuse
+
+
 def _native_body(body: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
     """The body for a native deployment: the client's, but with any previous turns the gateway keeps inlined
     (the upstream may never have seen them: the first turn may have been served elsewhere)."""
-    native = {k: v for k, v in body.items() if k != "stream"}
+    native = {k: v for k, v in body.items() if k not in _GATEWAY_ONLY}
     if history:
         native.pop("previous_response_id", None)
         native["input"] = [*(p for item in history if (p := _portable(item)) is not None), *input_items(body)]
@@ -84,7 +87,8 @@ async def create_response(request: Request) -> Any:
         raise APIError(400, "`stream` must be true or false", code="invalid_value", param="stream")
     this_turn = input_items(body)
     history = await _history(store, body)
-    chat = parse_chat({**chat_payload(body, history), "stream": stream})
+    steering = {k: body[k] for k in ("provider",) if k in body}  # OpenRouter's provider object, and `:floor`...
+    chat = parse_chat({**chat_payload(body, history), **steering, "stream": stream})
     route = services.manager.route(chat.model)
     model = route.model if route else services.config.resolve(chat.model)
     request_id = request.scope["state"]["request_id"]
@@ -100,7 +104,7 @@ async def create_response(request: Request) -> Any:
         raise
     except Exception as exc:
         raise await ledger.crash(exc) from None
-    payload = {**_shaped(chat.payload, route, None), RESPONSES_BODY: _native_body(body, history)}
+    payload = {**_shaped(chat.payload, route, chat.wants), RESPONSES_BODY: _native_body(body, history)}
     env = envelope(body, new_id("resp"), route.model.id, int(time.time()))
     keep = body.get("store") is not False
 
@@ -111,10 +115,10 @@ async def create_response(request: Request) -> Any:
     ledger.dispatched = True
     call = ledger.call
     if stream:
-        opener = partial(services.executor.stream, route, payload, call, None, None)
+        opener = partial(services.executor.stream, route, payload, call, None, chat.wants)
         return ResponsesRelay(opener, ledger, services.settings.keepalive_interval, EventTranslator(env), finished)
     try:
-        result = await services.executor.complete(route, payload, call, None, None)
+        result = await services.executor.complete(route, payload, call, None, chat.wants)
     except GatewayError as exc:
         raise await ledger.fail(exc) from None
     except asyncio.CancelledError:

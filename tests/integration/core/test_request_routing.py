@@ -214,3 +214,32 @@ def test_openrouter_streams_always_end_with_usage_and_its_cost(gateway_factory: 
     assert usage["cost"] > 0 and usage["cost_details"]["upstream_inference_cost"] == usage["cost"]
     plain = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "m", "messages": MESSAGES, "stream": True})
     assert '"usage"' not in plain.text  # OpenAI's surface sends usage in a stream only when asked
+
+
+def test_the_responses_and_messages_surfaces_take_the_provider_object(gateway_factory: GatewayFactory, trio) -> None:
+    import anthropic
+
+    gpu, a, b = trio
+    config = hybrid(gpu, a, b)
+    for deployment in config["models"][0]["route"]:
+        deployment["responses"] = "translate"  # the fakes speak chat; Responses is translated onto it
+    gw = gateway_factory(config)
+    sdk = client(gw.url)
+    for _ in range(3):
+        raw = sdk.responses.with_raw_response.create(model="m", input="hi", extra_body={"provider": {"only": ["beta"]}})
+        assert raw.headers["x-gateway-deployment"] == "b" and raw.parse().output_text.startswith("[b]")
+    floor = sdk.responses.with_raw_response.create(model="m:floor", input="hi")
+    assert floor.headers["x-gateway-deployment"] == "gpu"
+    with anthropic.Anthropic(base_url=gw.url, api_key="k", max_retries=0, timeout=20) as claude:
+        for _ in range(3):
+            raw_message = claude.messages.with_raw_response.create(
+                model="m", max_tokens=16, messages=MESSAGES, extra_body={"provider": {"order": ["alpha"]}}
+            )
+            assert raw_message.headers["x-gateway-deployment"] == "a"
+        with pytest.raises(anthropic.NotFoundError) as refused:
+            claude.messages.create(
+                model="m", max_tokens=16, messages=MESSAGES, extra_body={"provider": {"only": ["x"]}}
+            )
+        assert "provider.only" in refused.value.message
+    assert "provider" not in b.requests[-1].body and "provider" not in a.requests[-1].body  # never sent upstream
+    assert gpu.count == 1 and a.count == 3 and b.count == 3
