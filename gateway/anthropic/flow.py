@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -18,11 +19,12 @@ from gateway.anthropic.formats import as_upstream_wrote
 from gateway.anthropic.relay import MessagesRelay
 from gateway.anthropic.request import MessagesCall
 from gateway.lifespan import Services
-from gateway.openai.flow import AnsweredFirst
+from gateway.openai.flow import AnsweredFirst, fallback_legs
 from gateway.requests import client_info, unroutable
 from gateway.telemetry.ledger import CallLedger
 from routing.answers import speaks_messages
 from routing.errors import GatewayError
+from routing.executor import Leg
 from routing.manager import ModelRoute
 
 COUNT_SOURCE = "x-gateway-token-count"  # `upstream` or `estimate`
@@ -57,9 +59,11 @@ async def _admitted(ledger: CallLedger, call: MessagesCall, route: ModelRoute | 
     return route
 
 
-async def _complete(services: Services, ledger: CallLedger, route: ModelRoute, call: MessagesCall) -> dict[str, Any]:
+async def _complete(
+    services: Services, ledger: CallLedger, route: ModelRoute, call: MessagesCall, then: Sequence[Leg] = ()
+) -> dict[str, Any]:
     try:
-        return await services.executor.complete(route, call.payload, ledger.call, None, call.wants)
+        return await services.executor.complete(route, call.payload, ledger.call, None, call.wants, then)
     except GatewayError as exc:
         raise as_upstream_wrote(await ledger.fail(exc), ledger) from None
     except asyncio.CancelledError:
@@ -83,10 +87,14 @@ async def run_messages(request: Request, services: Services, call: MessagesCall,
     """Execute a checked Messages request: a Message, or the SSE relay of Anthropic's events; one row."""
     ledger, found = _ledger(request, services, call, endpoint)
     route = await _admitted(ledger, call, found)
+    try:
+        then = fallback_legs(services, call.fallbacks, route, call.payload)
+    except GatewayError as refused:
+        raise as_upstream_wrote(await ledger.fail(refused), ledger) from None
     if call.stream:
-        opener = partial(services.executor.stream, route, call.payload, ledger.call, None, call.wants)
+        opener = partial(services.executor.stream, route, call.payload, ledger.call, None, call.wants, then)
         return MessagesRelay(opener, ledger, services.settings.keepalive_interval)
-    result = await _complete(services, ledger, route, call)
+    result = await _complete(services, ledger, route, call, then)
     model = ledger.call.model_id
     if isinstance(result, Relayed):
         message = {**result.event, "model": model}

@@ -10,7 +10,7 @@ from starlette.datastructures import Headers
 from adapters.anthropic import MessagesPayload
 from adapters.messages_chat import TranslationError, chat_request
 from gateway.errors import APIError
-from gateway.openai.routing_fields import provider_routing, split_variant
+from gateway.openai.routing_fields import fallback_models, provider_routing, split_variant
 from routing.request_routing import ProviderRouting
 
 FORWARDED = ("anthropic-version", "anthropic-beta")  # passed to native deployments as the client sent them
@@ -27,6 +27,7 @@ class MessagesCall:
     payload: MessagesPayload
     original: dict[str, Any]
     wants: ProviderRouting | None = None  # OpenRouter's provider object (and a `:floor` / `:nitro` variant)
+    fallbacks: tuple[str, ...] = ()  # OpenRouter's `models`: the models to try next, in order
 
 
 def _bad(param: str, message: str) -> APIError:
@@ -80,7 +81,8 @@ def parse_messages(body: dict[str, Any], headers: Headers, count_tokens: bool = 
         raise APIError(400, "`model` is required and must be a string", code="missing_model", param="model")
     model, variant = split_variant(model)
     wants = provider_routing(body, variant)
-    body = {k: v for k, v in body.items() if k != "provider"}  # the gateway's to act on, not an upstream's
+    fallbacks = tuple(dict.fromkeys(m for m in (split_variant(m)[0] for m in fallback_models(body)) if m != model))
+    body = {k: v for k, v in body.items() if k not in ("provider", "models")}  # the gateway's, not an upstream's
     _check_messages(body.get("messages"))
     _check_shapes(body, count_tokens)
     try:
@@ -89,4 +91,5 @@ def parse_messages(body: dict[str, Any], headers: Headers, count_tokens: bool = 
         raise APIError(400, str(exc), code="invalid_value") from None
     forwarded = {name: value for name in FORWARDED if (value := headers.get(name))}
     stream = bool(body.get("stream", False)) and not count_tokens
-    return MessagesCall(model, stream, MessagesPayload(chat, body, forwarded, count_tokens), body, wants)
+    payload = MessagesPayload(chat, body, forwarded, count_tokens)
+    return MessagesCall(model, stream, payload, body, wants, fallbacks)

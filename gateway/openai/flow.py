@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -46,11 +47,11 @@ def _shaped(payload: dict[str, Any], route: ModelRoute, wants: ProviderRouting |
     return shaped if wants is not None and wants.require_parameters else unsupported_dropped(route.model, shaped)
 
 
-def _legs(services: Services, chat: ChatRequest, route: ModelRoute | None) -> list[Leg]:
-    """The models the call may be served by, in order: the one asked for, then its `models` list (a listed model
+def fallback_routes(services: Services, names: Sequence[str], route: ModelRoute | None) -> list[ModelRoute]:
+    """The models a call may be served by, in order: the one asked for, then its `models` list (a listed model
     that cannot serve now is passed over; one that does not exist is the client's mistake)."""
     routes = [route] if route is not None else []
-    for name in chat.fallbacks:
+    for name in names:
         other = services.manager.route(name)
         if other is None and services.config.resolve(name) is None:
             raise APIError(
@@ -58,6 +59,16 @@ def _legs(services: Services, chat: ChatRequest, route: ModelRoute | None) -> li
             )
         if other is not None and all(other.model.id != r.model.id for r in routes):
             routes.append(other)
+    return routes
+
+
+def fallback_legs(services: Services, names: Sequence[str], route: ModelRoute, payload: dict[str, Any]) -> list[Leg]:
+    """The `models` after the first, each sent the same payload (a surface whose payload is not chat's)."""
+    return [Leg(other, payload) for other in fallback_routes(services, names, route)[1:]]
+
+
+def _legs(services: Services, chat: ChatRequest, route: ModelRoute | None) -> list[Leg]:
+    routes = fallback_routes(services, chat.fallbacks, route)
     return [Leg(r, _shaped(chat.payload, r, chat.wants)) for r in routes]
 
 

@@ -243,3 +243,24 @@ def test_the_responses_and_messages_surfaces_take_the_provider_object(gateway_fa
         assert "provider.only" in refused.value.message
     assert "provider" not in b.requests[-1].body and "provider" not in a.requests[-1].body  # never sent upstream
     assert gpu.count == 1 and a.count == 3 and b.count == 3
+
+
+def test_messages_fall_back_along_models_and_name_the_answering_model(
+    gateway_factory: GatewayFactory, upstreams
+) -> None:
+    import anthropic
+
+    a, b = upstreams
+    a.behaviour = {"status": 500}
+    gw = gateway_factory({"models": [{"id": "first", "route": [route(a)]}, {"id": "second", "route": [route(b)]}]})
+    with anthropic.Anthropic(base_url=gw.url, api_key="k", max_retries=0, timeout=20) as claude:
+        message = claude.messages.create(
+            model="first", max_tokens=16, messages=MESSAGES, extra_body={"models": ["first", "second"]}
+        )
+        assert message.model == "second" and b.count == 1 and a.count >= 1
+        assert "models" not in b.requests[-1].body
+        with pytest.raises(anthropic.BadRequestError):
+            claude.messages.create(model="first", max_tokens=16, messages=MESSAGES, extra_body={"models": ["nope"]})
+    with sqlite3.connect(gw.settings.env["SQLITE_DB_PATH"]) as db:
+        logged = db.execute("select model_id, status_code from api_logs where endpoint = '/v1/messages'").fetchall()
+    assert sorted(logged) == [("first", 400), ("second", 200)]  # the refusal has its row too
