@@ -41,17 +41,10 @@ def _ledger(request: Request, services: Services, call: MessagesCall, endpoint: 
 
 
 async def _admitted(ledger: CallLedger, call: MessagesCall, route: ModelRoute | None) -> ModelRoute:
-    try:
+    async with ledger.on_record(before_routing=True):
         if route is None:
             raise unroutable(ledger.model, call.model)
         await ledger.admit(call.payload)
-    except GatewayError as refused:
-        raise await ledger.fail(refused) from None
-    except asyncio.CancelledError:
-        await ledger.cancelled("call cancelled before routing: the gateway was shutting down")
-        raise
-    except Exception as exc:
-        raise await ledger.crash(exc) from None
     ledger.dispatched = True
     limit = route.model.max_output_length
     if isinstance(call.payload.get("max_tokens"), int) and call.payload["max_tokens"] > limit:

@@ -3,7 +3,6 @@ one retry loop, respond in OpenAI's list shape. Every call leaves one row throug
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,6 @@ from gateway.openai.request import GATEWAY_ONLY
 from gateway.openai.routing_fields import provider_routing
 from gateway.requests import client_info, read_json, refuse_unserved, unroutable
 from routing.embeddings import embed
-from routing.errors import GatewayError
 from routing.request_routing import ProviderRouting
 
 _FORMATS = ("float", "base64")
@@ -71,30 +69,16 @@ async def run_embeddings(request: Request, services: Services, ask: EmbeddingsRe
     model = route.model if route else services.config.resolve(ask.model)
     request_id = request.scope["state"]["request_id"]
     ledger = services.books.open(request_id, ask.model, model, ask.original, client_info(request, endpoint), False)
-    try:
+    async with ledger.on_record(before_routing=True):
         if route is None:
             raise unroutable(model, ask.model)
         refuse_unserved(route.model, "embeddings")
         await ledger.admit(ask.payload)
-    except GatewayError as refused:
-        raise await ledger.fail(refused) from None
-    except asyncio.CancelledError:
-        await ledger.cancelled("call cancelled before routing: the gateway was shutting down")
-        raise
-    except Exception as exc:
-        raise await ledger.crash(exc) from None
     ledger.dispatched = True
     call = ledger.call
-    try:
+    async with ledger.on_record():
         result = await embed(services.executor, route, ask.payload, call, ask.wants)
         body = {"object": "list", "data": result["data"], "model": call.model_id, "usage": ledger.usage()}
-    except GatewayError as exc:
-        raise await ledger.fail(exc) from None
-    except asyncio.CancelledError:
-        await ledger.cancelled("call cancelled: the gateway was shutting down")
-        raise
-    except Exception as exc:
-        raise await ledger.crash(exc) from None
     content = orjson.dumps(body)
     if services.call_log.settings.sync:
         await ledger.finish(200)

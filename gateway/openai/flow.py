@@ -89,7 +89,7 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     ledger = services.books.open(
         request_id, chat.model, model, chat.original, client_info(request, endpoint), chat.stream
     )
-    try:
+    async with ledger.on_record(before_routing=True):
         legs = _legs(services, chat, route)
         if not legs:
             raise unroutable(model, chat.model)
@@ -97,13 +97,6 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
             refuse_unserved(leg.route.model, "chat")
         ledger.also_masks(leg.route.model for leg in legs[1:])
         await ledger.admit(chat.payload)
-    except GatewayError as refused:
-        raise await ledger.fail(refused) from None
-    except asyncio.CancelledError:
-        await ledger.cancelled("call cancelled before routing: the gateway was shutting down")
-        raise
-    except Exception as exc:
-        raise await ledger.crash(exc) from None
     first, then = legs[0], legs[1:]
     ledger.body = _as_sent(chat.original, first.payload)
     apply_routing_hints(request, ledger.call)

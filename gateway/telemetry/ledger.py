@@ -9,8 +9,9 @@ the log line. The price is computed once, after the serving attempt, so the answ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -184,6 +185,22 @@ class CallLedger:
         log.error("call failed unexpectedly (request %s)", request_id, exc_info=exc)
         await asyncio.shield(self.finish(500, f"internal error ({type(exc).__name__})"))
         return APIError(500, f"internal error (request {request_id})", code="internal_error")
+
+    @contextlib.asynccontextmanager
+    async def on_record(self, before_routing: bool = False) -> AsyncIterator[None]:
+        """Whatever the block raises ends the call on record, once: a GatewayError fails it (raised masked, its row
+        written), the server's cancellation (shutdown) books a 503, anything else is a 500 with its traceback
+        logged. Every surface wraps its admission and its upstream call in this."""
+        try:
+            yield
+        except GatewayError as refused:
+            raise await self.fail(refused) from None
+        except asyncio.CancelledError:
+            when = " before routing" if before_routing else ""
+            await self.cancelled(f"call cancelled{when}: the gateway was shutting down")
+            raise
+        except Exception as exc:
+            raise await self.crash(exc) from None
 
     async def cancelled(self, why: str) -> None:
         """The server cancelled the call (shutdown), not the client: still record it, as a 503."""

@@ -3,7 +3,6 @@ input_items of stored responses. Every create goes through the one call ledger a
 
 from __future__ import annotations
 
-import asyncio
 import time
 from functools import partial
 from typing import Any
@@ -23,7 +22,6 @@ from gateway.openai.responses.outbound import envelope, new_id, response_of
 from gateway.openai.responses.relay import ResponsesRelay
 from gateway.requests import client_info, read_json, unroutable
 from routing.answers import RESPONSES_BODY
-from routing.errors import GatewayError
 
 ENDPOINT = "/v1/responses"
 
@@ -93,17 +91,10 @@ async def create_response(request: Request) -> Any:
     model = route.model if route else services.config.resolve(chat.model)
     request_id = request.scope["state"]["request_id"]
     ledger = services.books.open(request_id, chat.model, model, chat.original, client_info(request, ENDPOINT), stream)
-    try:
+    async with ledger.on_record(before_routing=True):
         if route is None:
             raise unroutable(model, chat.model)
         await ledger.admit(chat.payload)
-    except GatewayError as refused:
-        raise await ledger.fail(refused) from None
-    except asyncio.CancelledError:
-        await ledger.cancelled("call cancelled before routing: the gateway was shutting down")
-        raise
-    except Exception as exc:
-        raise await ledger.crash(exc) from None
     payload = {**_shaped(chat.payload, route, chat.wants), RESPONSES_BODY: _native_body(body, history)}
     env = envelope(body, new_id("resp"), route.model.id, int(time.time()))
     keep = body.get("store") is not False
@@ -117,15 +108,8 @@ async def create_response(request: Request) -> Any:
     if stream:
         opener = partial(services.executor.stream, route, payload, call, None, chat.wants)
         return ResponsesRelay(opener, ledger, services.settings.keepalive_interval, EventTranslator(env), finished)
-    try:
+    async with ledger.on_record():
         result = await services.executor.complete(route, payload, call, None, chat.wants)
-    except GatewayError as exc:
-        raise await ledger.fail(exc) from None
-    except asyncio.CancelledError:
-        await ledger.cancelled("call cancelled: the gateway was shutting down")
-        raise
-    except Exception as exc:
-        raise await ledger.crash(exc) from None
     native = result.get(NATIVE)
     response = native if isinstance(native, dict) else response_of({**result, "usage": ledger.usage()}, env)
     await finished(response)
