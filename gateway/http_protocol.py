@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
@@ -29,6 +29,7 @@ from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from gateway.disconnect import DISCONNECT_HOOKS
 from gateway.errors import APIError, openai_error
 
 if TYPE_CHECKING:
@@ -126,6 +127,10 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop_head_timer()
         super().connection_lost(exc)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:  # the call in flight stops (disconnect.py)
+            for hook in cast("dict[str, Any]", cycle.scope).get(DISCONNECT_HOOKS, ()):
+                hook()
 
     def data_received(self, data: bytes) -> None:
         if self.in_head:
@@ -144,6 +149,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.in_head, self.head_bytes = False, 0
         self.stop_head_timer()
         super().on_headers_complete()
+        cast("dict[str, Any]", self.scope)[DISCONNECT_HOOKS] = []  # ours: see disconnect.py
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

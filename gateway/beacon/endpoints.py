@@ -25,7 +25,9 @@ async def inference(request: Request) -> Response:
         req = parse_inference(body, trace)
     except GatewayError as exc:
         return _json(exc.status, failure(exc, request_id, trace))
-    answer = await run_inference(services, req, request_id, client_info(request, "/inference"), receive=request.receive)
+    answer = await run_inference(
+        services, req, request_id, client_info(request, "/inference"), receive=request.receive, scope=request.scope
+    )
     return _json(answer.status, answer.body, answer.headers)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.types import Receive
+from starlette.types import Receive, Scope
 
 from gateway.disconnect import ClientGone, unless_gone
 from gateway.errors import APIError, error_headers
@@ -173,6 +173,7 @@ async def run_inference(
     client: ClientInfo,
     on_chunk: OnChunk | None = None,
     receive: Receive | None = None,
+    scope: Scope | None = None,
 ) -> Answer:
     """Route, execute (streaming to on_chunk when given), book and answer in Beacon's shape; one row per call.
     With the HTTP request's `receive`, a client that disconnects cancels the call (499)."""
@@ -194,7 +195,7 @@ async def run_inference(
         await ledger.admit(payload)
         ledger.dispatched = True
         work = _execute(services, route, payload, ledger, req, on_chunk)
-        text = await (work if receive is None else unless_gone(receive, work))
+        text = await (work if receive is None else unless_gone(receive, work, scope))
         scrub(call, ledger.secrets)
         body = success(call, text, route.model.id, req.trace_id, ledger.cost())
     except GatewayError as exc:

@@ -111,7 +111,7 @@ async def run_chat(request: Request, services: Services, chat: ChatRequest, fmt:
     call = ledger.call
     try:
         work = services.executor.complete(first.route, first.payload, call, None, chat.wants, then, fmt.legacy)
-        result = await unless_gone(request.receive, work)
+        result = await unless_gone(request.receive, work, request.scope)
         dep = call.deployment  # the model that answered names the response (a `models` fallback's own)
         body = fmt.response(result, identity(request_id, call.model_id, dep.provider if dep else ""), ledger.usage())
         content = orjson.dumps(body)

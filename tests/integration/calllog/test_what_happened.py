@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
+import pytest
 
 from tests.conftest import GatewayFactory
 from tests.integration.beacon.test_beacon_ledger import golem_config
 from tests.integration.core.conftest import models, route
 from tests.support.beacon_upstreams import FakeGolem
-from tests.support.gateway import ThreadGateway
+from tests.support.gateway import ThreadGateway, write_config
+from tests.support.served import GATEWAY_SERVE, isolated_env
 from tests.support.sse import parse_sse
 from tests.support.upstream import FakeUpstream
 
@@ -148,3 +151,29 @@ def test_a_client_gone_after_20_chunks_leaves_the_tokens_it_was_sent(
     assert row["prompt_tokens"] > 0 and row["total_tokens"] == row["prompt_tokens"] + row["completion_tokens"]
     assert row["cost_usd"] > 0  # priced like any tokens: the deployment spent them
     assert json.loads(row["metadata"]) == {"cancelled": True, "usage_estimated": True}
+
+
+def test_under_gateway_serve_a_client_that_leaves_stops_its_call_without_a_watcher(
+    serve: Any, tmp_path: Path, upstreams: tuple[FakeUpstream, FakeUpstream]
+) -> None:
+    """`gateway serve`'s own server protocol tells the call its client left (no watcher task per call): the
+    upstream request is closed and the row says 499, as under plain uvicorn."""
+    a, _ = upstreams
+    a.behaviour = {"delay_headers": 4}
+    env = isolated_env(tmp_path, CALL_LOG_SYNC="true", **write_config(tmp_path, models(route(a))))
+    server = serve(GATEWAY_SERVE, env)
+    with httpx.Client(base_url=server.url, timeout=0.5) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            http.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES})
+    record = a.requests[-1]
+    assert record.ended.wait(2) and record.client_disconnected  # the upstream request was closed at once
+    deadline = time.monotonic() + 5
+    found: list[tuple[int, str]] = []
+    while not found and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with sqlite3.connect(tmp_path / "calls.db") as db:
+            try:
+                found = db.execute("select status_code, error from api_logs").fetchall()
+            except sqlite3.OperationalError:  # the table is made with the first row's batch
+                found = []
+    assert found and found[0][0] == 499 and "disconnected" in found[0][1]
