@@ -4,6 +4,7 @@ input_items of stored responses. Every create goes through the one call ledger a
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -14,7 +15,7 @@ from adapters.responses_api import NATIVE
 from gateway.calllog.responses import ResponseStore, StoredResponse
 from gateway.errors import APIError
 from gateway.lifespan import Services
-from gateway.openai.flow import _shaped
+from gateway.openai.flow import _shaped, fallback_routes
 from gateway.openai.request import parse_chat
 from gateway.openai.responses.events import EventTranslator
 from gateway.openai.responses.inbound import chat_payload, input_items
@@ -22,6 +23,7 @@ from gateway.openai.responses.outbound import envelope, new_id, response_of
 from gateway.openai.responses.relay import ResponsesRelay
 from gateway.requests import client_info, read_json, unroutable
 from routing.answers import RESPONSES_BODY
+from routing.executor import Leg
 
 ENDPOINT = "/v1/responses"
 
@@ -85,7 +87,7 @@ async def create_response(request: Request) -> Any:
         raise APIError(400, "`stream` must be true or false", code="invalid_value", param="stream")
     this_turn = input_items(body)
     history = await _history(store, body)
-    steering = {k: body[k] for k in ("provider",) if k in body}  # OpenRouter's provider object, and `:floor`...
+    steering: dict[str, Any] = {k: body[k] for k in ("provider", "models") if k in body}  # OpenRouter's fields
     chat = parse_chat({**chat_payload(body, history), **steering, "stream": stream})
     route = services.manager.route(chat.model)
     model = route.model if route else services.config.resolve(chat.model)
@@ -94,24 +96,28 @@ async def create_response(request: Request) -> Any:
     async with ledger.on_record(before_routing=True):
         if route is None:
             raise unroutable(model, chat.model)
+        routes = fallback_routes(services, chat.fallbacks, route)  # `models`: the ones to try next, in order
         await ledger.admit(chat.payload)
-    payload = {**_shaped(chat.payload, route, chat.wants), RESPONSES_BODY: _native_body(body, history)}
-    env = envelope(body, new_id("resp"), route.model.id, int(time.time()))
+    native_body = _native_body(body, history)
+    legs = [Leg(r, {**_shaped(chat.payload, r, chat.wants), RESPONSES_BODY: native_body}) for r in routes]
+    payload, then = legs[0].payload, legs[1:]
+    env = envelope(body, new_id("resp"), route.model.id, int(time.time()))  # the answering model, once known
     keep = body.get("store") is not False
 
     async def finished(response: dict[str, Any]) -> None:
         if keep and isinstance(response.get("id"), str):
-            await store.put(StoredResponse(response["id"], route.model.id, request_id, history, this_turn, response))
+            await store.put(StoredResponse(response["id"], call.model_id, request_id, history, this_turn, response))
 
     ledger.dispatched = True
     call = ledger.call
     if stream:
-        opener = partial(services.executor.stream, route, payload, call, None, chat.wants)
+        opener = partial(services.executor.stream, route, payload, call, None, chat.wants, then)
         return ResponsesRelay(opener, ledger, services.settings.keepalive_interval, EventTranslator(env), finished)
     async with ledger.on_record():
-        result = await services.executor.complete(route, payload, call, None, chat.wants)
+        result = await services.executor.complete(route, payload, call, None, chat.wants, then)
     native = result.get(NATIVE)
-    response = native if isinstance(native, dict) else response_of({**result, "usage": ledger.usage()}, env)
+    answered = replace(env, model=call.model_id)
+    response = native if isinstance(native, dict) else response_of({**result, "usage": ledger.usage()}, answered)
     await finished(response)
     await ledger.finish(200)
     return JSONResponse(response, headers=ledger.headers())

@@ -47,6 +47,7 @@ class ResponsesRelay(StreamRelay):
         await self._body(send, b"".join(sse_event(e) for e in events), more=False)
 
     async def _forward(self, send: Any, upstream: UpstreamStream) -> None:
+        self.events.env = replace(self.events.env, model=self.ledger.call.model_id)  # the model that answered
         if not self._started:
             await self._start(send, 200, self._headers(committed=True))
         native = False

@@ -37,8 +37,22 @@ def hybrid(gpu: FakeUpstream, a: FakeUpstream, b: FakeUpstream, **model: Any) ->
     return {"models": [{"id": "m", "pricing": {"prompt": 1, "completion": 2}, "route": [local, *clouds], **model}]}
 
 
+_OPENED: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Each test's SDK clients are closed at its end: one left to the garbage collector can leak its socket into
+    whichever later test is running when it is collected (an unraisable ResourceWarning there)."""
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
+
+
 def client(url: str, surface: str = "/v1") -> openai.OpenAI:
-    return openai.OpenAI(base_url=url + surface, api_key="k", max_retries=0, timeout=20)
+    opened = openai.OpenAI(base_url=url + surface, api_key="k", max_retries=0, timeout=20)
+    _OPENED.append(opened)
+    return opened
 
 
 def served_by(url: str, times: int = 1, **extra: Any) -> list[str]:
@@ -264,3 +278,22 @@ def test_messages_fall_back_along_models_and_name_the_answering_model(
     with sqlite3.connect(gw.settings.env["SQLITE_DB_PATH"]) as db:
         logged = db.execute("select model_id, status_code from api_logs where endpoint = '/v1/messages'").fetchall()
     assert sorted(logged) == [("first", 400), ("second", 200)]  # the refusal has its row too
+
+
+def test_responses_fall_back_along_models_and_name_the_answering_model(
+    gateway_factory: GatewayFactory, upstreams
+) -> None:
+    a, b = upstreams
+    a.behaviour = {"status": 500}
+    deployments = [{**route(up), "responses": "translate"} for up in (a, b)]
+    gw = gateway_factory(
+        {"models": [{"id": "first", "route": [deployments[0]]}, {"id": "second", "route": [deployments[1]]}]}
+    )
+    sdk = client(gw.url)
+    answer = sdk.responses.create(model="first", input="hi", extra_body={"models": ["first", "second"]})
+    assert answer.model == "second" and answer.output_text.startswith("[b]") and a.count >= 1
+    assert sdk.responses.retrieve(answer.id).model == "second"  # stored as the model that answered
+    with sdk.responses.stream(model="first", input="hi", extra_body={"models": ["second"]}) as events:
+        final = events.get_final_response()
+    assert final.model == "second" and "models" not in b.requests[-1].body
+    assert b.count == 2
