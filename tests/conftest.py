@@ -19,6 +19,28 @@ IN_CI = bool(os.environ.get("CI"))
 GatewayFactory = Callable[..., ThreadGateway]
 
 
+@pytest.fixture(autouse=True)
+def _sdk_clients_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every sync openai / anthropic client a test makes (itself, or through LangChain) is closed when the test
+    ends. Left to the garbage collector, a client in a reference cycle can be finalised after its socket, which
+    then warns unclosed inside whichever later test is running: a failure blamed on the wrong test."""
+    import anthropic
+    import openai
+
+    opened: list[Any] = []
+    for cls in (openai.OpenAI, anthropic.Anthropic):
+        original = cls.__init__
+
+        def tracked(self: Any, *args: Any, __init: Any = original, **kwargs: Any) -> None:
+            __init(self, *args, **kwargs)
+            opened.append(self)
+
+        monkeypatch.setattr(cls, "__init__", tracked)
+    yield
+    for client in opened:
+        client.close()
+
+
 @pytest.fixture
 def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
     """start(models, routing=None, **env) -> a running ThreadGateway; all are stopped at teardown."""

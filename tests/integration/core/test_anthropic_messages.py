@@ -29,22 +29,8 @@ TOOLS = [
 UPSTREAM_KEY = "sk-ant-upstream-secret-123456"
 
 
-_OPENED: list[anthropic.Anthropic] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    """Each test's SDK clients are closed at its end: one left to the garbage collector leaks its socket into
-    whichever later test is running when it is collected (an unraisable ResourceWarning there)."""
-    yield
-    while _OPENED:
-        _OPENED.pop().close()
-
-
 def client(url: str, key: str = "unused") -> anthropic.Anthropic:
-    opened = anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=20)
-    _OPENED.append(opened)
-    return opened
+    return anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=20)
 
 
 def rows(path: Path) -> list[dict[str, Any]]:

@@ -37,22 +37,8 @@ def hybrid(gpu: FakeUpstream, a: FakeUpstream, b: FakeUpstream, **model: Any) ->
     return {"models": [{"id": "m", "pricing": {"prompt": 1, "completion": 2}, "route": [local, *clouds], **model}]}
 
 
-_OPENED: list[openai.OpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    """Each test's SDK clients are closed at its end: one left to the garbage collector can leak its socket into
-    whichever later test is running when it is collected (an unraisable ResourceWarning there)."""
-    yield
-    while _OPENED:
-        _OPENED.pop().close()
-
-
 def client(url: str, surface: str = "/v1") -> openai.OpenAI:
-    opened = openai.OpenAI(base_url=url + surface, api_key="k", max_retries=0, timeout=20)
-    _OPENED.append(opened)
-    return opened
+    return openai.OpenAI(base_url=url + surface, api_key="k", max_retries=0, timeout=20)
 
 
 def served_by(url: str, times: int = 1, **extra: Any) -> list[str]:
