@@ -8,8 +8,9 @@ shape renders its errors itself before they reach them.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -103,3 +104,23 @@ async def unhandled_error_handler(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id", "-")
     log.error("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id, exc_info=exc)
     return openai_response(APIError(500, f"internal error (request {request_id})", code="internal_error"))
+
+
+Handler = Callable[[Request], Awaitable[Any]]
+
+
+def speaks(render: Callable[[GatewayError], Response]) -> Callable[[Handler], Handler]:
+    """A decorator for a surface whose errors are not OpenAI's: the GatewayErrors its handler raises are answered
+    by `render` (the app's exception handlers answer in OpenAI's shape)."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def answer(request: Request) -> Any:
+            try:
+                return await handler(request)
+            except GatewayError as exc:
+                return render(exc)
+
+        return answer
+
+    return wrap

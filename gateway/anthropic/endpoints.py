@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -13,24 +11,12 @@ from starlette.types import Scope
 from gateway.anthropic.flow import count_messages_tokens, run_messages
 from gateway.anthropic.formats import error_response
 from gateway.anthropic.request import parse_messages
+from gateway.errors import speaks
 from gateway.lifespan import Services
 from gateway.requests import read_json
 from routing.errors import GatewayError
 
-Handler = Callable[[Request], Awaitable[Any]]
-
-
-def speaks_anthropic(handler: Handler) -> Handler:
-    """`handler` with the errors it raises answered as `{"type": "error", "error": {"type", "message"}}`."""
-
-    @functools.wraps(handler)
-    async def answer(request: Request) -> Any:
-        try:
-            return await handler(request)
-        except GatewayError as exc:
-            return error_response(exc)
-
-    return answer
+speaks_anthropic = speaks(error_response)  # a handler's errors as `{"type": "error", "error": {"type", "message"}}`
 
 
 def refusal(error: GatewayError, scope: Scope) -> Response:

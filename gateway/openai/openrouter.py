@@ -7,8 +7,7 @@ OpenRouter's SDKs validate `code` as an integer, and read `metadata` as an open 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -18,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from gateway.errors import APIError, error_headers
+from gateway.errors import APIError, error_headers, speaks
 from gateway.openai.formats import ChatFormat, Identity
 from gateway.openai.models import model_entry
 from routing.errors import Category, GatewayError, category_of_status
@@ -46,8 +45,6 @@ _STATUS_OF_CODE = {
     "internal_error": 500,
 }
 
-Handler = Callable[[Request], Awaitable[Any]]
-
 
 def _error(status: int, category: Category, message: str, code: str | None, param: str | None) -> dict[str, Any]:
     metadata: dict[str, Any] = {"error_type": ERROR_TYPES[category]}
@@ -73,17 +70,7 @@ def openrouter_refusal(error: GatewayError, scope: Scope) -> Response:
     return openrouter_response(error)
 
 
-def speaks_openrouter(handler: Handler) -> Handler:
-    """`handler` with the errors it raises answered in OpenRouter's shape (the app's handlers answer in OpenAI's)."""
-
-    @functools.wraps(handler)
-    async def answer(request: Request) -> Any:
-        try:
-            return await handler(request)
-        except GatewayError as exc:
-            return openrouter_response(exc)
-
-    return answer
+speaks_openrouter = speaks(openrouter_response)  # a handler's errors in OpenRouter's shape
 
 
 async def no_route(request: Request) -> Response:
