@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
 
 from gateway.settings import ROOT
+from tests.support.gateway import ProcessGateway
 
 K8S = ROOT / "infrastructure" / "kubernetes"
 VERSION = "1.30"  # the oldest Kubernetes these manifests are for: the schema of each kind as of then
@@ -91,3 +93,26 @@ def test_the_configmap_holds_a_config_the_gateway_accepts(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "mock-gpt" in result.stdout and "llama-3.3-70b-instruct" in result.stdout
+
+
+def test_a_pod_with_the_configmaps_serves_and_passes_its_probes(tmp_path: Path) -> None:
+    """`gateway serve` with the ConfigMaps' settings and files (Redis and PostgreSQL left out: they are the
+    cluster's): the kubelet's probe, which names the pod's IP as Host, gets 200, and the mock model answers."""
+    (files,) = [c for c in by_kind("ConfigMap") if c["metadata"]["name"] == "hybrid-gateway-config"]
+    for name, text in files["data"].items():
+        (tmp_path / name).write_text(text)
+    (env_map,) = [c for c in by_kind("ConfigMap") if c["metadata"]["name"] == "hybrid-gateway-env"]
+    env = {k: v for k, v in env_map["data"].items() if k not in ("REDIS_URL", "WORKERS")}
+    env |= {"MODELS_CONFIG": str(tmp_path / "models.yaml"), "ROUTING_CONFIG": str(tmp_path / "routing.yaml")}
+    # /app/var is an emptyDir: the image's var/prometheus is not there at start, `gateway serve` must create it
+    env |= {
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "var" / "prometheus"),
+        "CALL_LOG_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    with ProcessGateway(env) as gw:
+        probe = httpx.get(f"{gw.url}/ready", headers={"Host": "10.244.1.7:8080"}, timeout=10)
+        assert probe.status_code == 200, probe.text
+        body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
+        reply = httpx.post(f"{gw.url}/v1/chat/completions", json=body, headers={"Host": "gateway.example.com"})
+        assert reply.status_code == 200, reply.text
+        assert httpx.get(f"{gw.url}/health", timeout=10).json()["models_servable"] >= 1
