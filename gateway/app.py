@@ -238,13 +238,14 @@ def edge_middleware(settings: Settings) -> list[Middleware]:
 
 @asynccontextmanager
 async def publishing_call_log(services: Services, interval_s: float = 1.0) -> AsyncIterator[None]:
-    """Publish this worker's call-log counters to its gauges every `interval_s`, and once more at the end."""
+    """Publish this worker's call-log counters and spill budget to its gauges every `interval_s`, and at the end."""
     # Only this worker's event loop can read its writer's counters: without the timer, a worker's gauges would
     # move only when it answers a scrape, and with several workers the others' values would go stale.
 
     def publish() -> None:
         try:
             services.metrics.set_call_log(services.call_log.counters())
+            services.board.publish_budget()
         except Exception:  # task boundary: one failed write (disk full...) must not stop the later ones
             log.exception("metrics: publishing the call-log gauges failed")
 

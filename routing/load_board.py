@@ -119,8 +119,12 @@ class LoadBoard:
         """A spilled call's cost, counted against the budget."""
         now = self._clock()
         self.budget.add(now, usd)
+        self.publish_budget(now)
+
+    def publish_budget(self, now: float | None = None) -> None:
+        """Report the budget's share used; called on a timer too, since the hour's window also empties with no calls."""
         if self._on_budget is not None:
-            self._on_budget(self.budget.used(now))
+            self._on_budget(self.budget.used(self._clock() if now is None else now))
 
     def describe(self, dep: DeploymentConfig) -> dict[str, Any]:
         """For /routing: the scraped figures and their age, the estimate, whether it is full and why."""

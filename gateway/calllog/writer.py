@@ -192,7 +192,7 @@ class CallLog:
 
     def counters(self) -> dict[str, int]:
         """Writer counters for metrics; `rows_lost` should stay 0."""
-        return {"queue_depth": self._queue.qsize(), **self._out.counts()}
+        return {"queue_depth": self._queue.qsize(), "queue_capacity": self.settings.queue_max, **self._out.counts()}
 
     async def _run(self) -> None:
         while True:

@@ -38,12 +38,13 @@ CIRCUIT_STATES: Mapping[str, int] = {"closed": 0, "half_open": 1, "open": 2}
 TOKEN_TYPES = ("prompt", "completion", "reasoning", "cached")
 
 # Call-log writer counters, exposed as gauges named gateway_call_log_<key>. Each worker has its own writer.
-# queue_depth is a level: "livesum" adds the live workers' queues (a dead worker's queue no longer exists).
+# queue_depth and queue_capacity are levels: "livesum" adds the live workers' queues (a dead worker's queue is gone).
 # The others are cumulative per writer: "sum" keeps a finished worker's last value, so e.g. rows_lost stays
 # visible after uvicorn replaced the worker that lost the rows ("livesum" would silently drop it). The files are
 # keyed by pid: a new worker that reuses a dead worker's pid overwrites its values (rare; accepted).
 CALL_LOG_GAUGES: Mapping[str, tuple[str, Literal["livesum", "sum"]]] = {
     "queue_depth": ("Call-log rows waiting in the writer queues", "livesum"),
+    "queue_capacity": ("Call-log rows the writer queues can hold (CALL_LOG_QUEUE_MAX per worker)", "livesum"),
     "rows_written": ("Call-log rows written to the database since start", "sum"),
     "rows_spooled": ("Call-log rows spooled to disk because the database failed", "sum"),
     "rows_lost": ("Call-log rows dropped; alert when > 0", "sum"),

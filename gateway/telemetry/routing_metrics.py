@@ -52,6 +52,7 @@ class RoutingMetrics:
             registry=r,
         )
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._budget: float | None = None
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
@@ -80,4 +81,7 @@ class RoutingMetrics:
         self._child(self.affinity, result).inc()
 
     def budget(self, ratio: float) -> None:
-        self.budget_used.set(ratio)
+        # published every second by each worker: skip unchanged values (each set is a file write in multiprocess)
+        if ratio != self._budget:
+            self.budget_used.set(ratio)
+            self._budget = ratio

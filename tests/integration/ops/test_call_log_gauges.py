@@ -45,6 +45,7 @@ def test_one_scrape_reports_every_workers_call_log(tmp_path: Path) -> None:
         text = httpx.get(f"{gw.url}/metrics", timeout=20).text
     assert samples(text, "gateway_call_log_rows_written")[0].value == n
     assert samples(text, "gateway_call_log_queue_depth")[0].value == 0
+    assert samples(text, "gateway_call_log_queue_capacity")[0].value == 2 * 10_000  # both live workers' queues
     assert samples(text, "gateway_call_log_rows_lost")[0].value == 0
     calls = [json.loads(line) for line in gw.read_output().splitlines() if '"msg":"call"' in line]
     assert len({c["pid"] for c in calls}) >= 2, "one worker took every call: the test proves nothing"

@@ -11,6 +11,11 @@ import pytest
 
 from gateway.app import publishing_call_log
 from gateway.telemetry.metrics import Metrics
+from routing.config.schema import LocalFirstConfig, RoutingConfig
+from routing.limits.admission import Guards
+from routing.limits.breaker import BreakerBoard
+from routing.limits.ratelimit import InProcessRateLimiter
+from routing.load_board import LoadBoard
 
 
 class FakeCallLog:
@@ -25,6 +30,24 @@ class FakeCallLog:
         return dict(self.values)
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def budget_board(metrics: Metrics, clock: Clock) -> tuple[LoadBoard, Clock]:
+    routing = RoutingConfig(strategy="local_first", local_first=LocalFirstConfig(spill_budget_usd_per_hour=2.0))
+    guards = Guards(BreakerBoard(), InProcessRateLimiter())
+    return LoadBoard(routing, lambda key: None, guards, clock=clock, on_budget=metrics.routing.budget), clock
+
+
+def gauge(metrics: Metrics, name: str) -> float:
+    return next(s.value for f in metrics._registry.collect() for s in f.samples if s.name == name)
+
+
 def call_log_summary(metrics: Metrics) -> dict[str, Any]:
     summary: dict[str, Any] = metrics.summary()["call_log"]
     return summary
@@ -32,7 +55,7 @@ def call_log_summary(metrics: Metrics) -> dict[str, Any]:
 
 def test_gauges_follow_the_writer_without_a_scrape(caplog: pytest.LogCaptureFixture) -> None:
     metrics, call_log = Metrics(), FakeCallLog()
-    services: Any = SimpleNamespace(metrics=metrics, call_log=call_log)
+    services: Any = SimpleNamespace(metrics=metrics, call_log=call_log, board=budget_board(metrics, Clock())[0])
 
     async def run() -> None:
         async with publishing_call_log(services, interval_s=0.01):
@@ -53,3 +76,23 @@ def test_gauges_follow_the_writer_without_a_scrape(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.ERROR, logger="gateway"):
         asyncio.run(run())
     assert "publishing the call-log gauges failed" in caplog.text
+
+
+def test_the_spill_budget_gauge_empties_with_its_window_though_no_call_spills() -> None:
+    """An exhausted budget stops spilling, so no charge would ever lower the gauge: the timer must."""
+    metrics = Metrics()
+    board, clock = budget_board(metrics, Clock())
+    call_log = FakeCallLog()
+    call_log.values["queue_capacity"] = 10_000
+    services: Any = SimpleNamespace(metrics=metrics, call_log=call_log, board=board)
+
+    async def run() -> None:
+        async with publishing_call_log(services, interval_s=0.01):
+            board.charge(3.0)
+            assert gauge(metrics, "gateway_spill_budget_used_ratio") == 1.5
+            clock.now += 3601  # the hour's window has emptied
+            await asyncio.sleep(0.05)
+            assert gauge(metrics, "gateway_spill_budget_used_ratio") == 0.0
+        assert gauge(metrics, "gateway_call_log_queue_capacity") == 10_000
+
+    asyncio.run(run())

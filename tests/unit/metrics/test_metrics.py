@@ -199,7 +199,7 @@ def test_summary(observed: Metrics) -> None:
     }
     assert summary["rate_limited"] == {"client": {"llama": 2}, "deployment": {"llama": 1}}
     assert summary["call_log"] == {
-        "queue_depth": 2, "rows_written": 40, "rows_spooled": 0, "rows_lost": 1,
+        "queue_depth": 2, "queue_capacity": 0, "rows_written": 40, "rows_spooled": 0, "rows_lost": 1,
         "rows_rejected": 0, "rows_reduced": 0, "write_errors": 0, "batches": 0,
     }  # fmt: skip
     assert summary["uptime_s"] >= 0
