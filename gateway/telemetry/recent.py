@@ -22,7 +22,7 @@ from gateway.telemetry.events import EventHub
 log = logging.getLogger("gateway.dashboard")
 
 WINDOW_S = 600.0  # what the dashboard's charts span
-BUCKET_S = 10.0  # one point of a chart
+BUCKET_S = 5.0  # one point of a chart
 MAX_CALLS = 20_000  # bounded memory whatever the rate: the oldest calls go first
 LAST_CALLS = 50
 _ERROR_KINDS = {

@@ -6,7 +6,8 @@
 (function () {
   const STATE_EVERY_MS = 2000;
   const STATS_EVERY_MS = 15000;
-  const LAST_CALLS = 50;
+  const LAST_CALLS = 30;
+  const MIN_CHART_POINTS = 12; // a chart spans at least this many buckets back from now
   const HEALTH_EVENTS = 100;
 
   const $ = (id) => document.getElementById(id);
@@ -93,9 +94,14 @@
   }
 
   function drawCharts(series) {
-    dash.charts.rate.setData([series.t, series.rate, series.error_rate]);
+    // from a little before the first call in the window, so a young gateway's traffic is not a sliver at the edge
+    const first = series.rate.findIndex((v) => v > 0);
+    const from = first < 0 ? series.t.length - MIN_CHART_POINTS : Math.min(first - 1, series.t.length - MIN_CHART_POINTS);
+    const cut = (values) => values.slice(Math.max(0, from));
+    dash.charts.rate.setData([cut(series.t), cut(series.rate), cut(series.error_rate)]);
     dash.charts.latency.setData([
-      series.t, series.latency_p50_ms, series.latency_p95_ms, series.ttft_p50_ms, series.ttft_p95_ms,
+      cut(series.t), cut(series.latency_p50_ms), cut(series.latency_p95_ms),
+      cut(series.ttft_p50_ms), cut(series.ttft_p95_ms),
     ]);
   }
 
