@@ -18,7 +18,9 @@ import openai
 import pytest
 
 from tests.conftest import IN_CI, GatewayFactory
+from tests.integration.routing.hybrid import hybrid_config
 from tests.support.upstream import FakeUpstream
+from tests.support.vllm_twin import TwinSpec, VllmTwin
 
 CHROMIUM = "/usr/bin/chromium"
 ADMIN = "sk-admin-browser-0123456789"
@@ -75,17 +77,18 @@ def browser_page() -> Iterator[Page]:
 class Traffic:
     """Calls through the gateway from a background thread until stopped, a few of them failing."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, models: tuple[str, str] = ("llama-3.3-70b", "mock-small")) -> None:
         self.client = openai.OpenAI(base_url=f"{url}/v1", api_key=CLIENT, max_retries=0, timeout=10)
+        self.models = models
         self.stop = threading.Event()
         self.sent = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def one(self, i: int) -> None:
-        model = "mock-small" if i % 3 == 2 else "llama-3.3-70b"
+        model = self.models[1] if i % 3 == 2 else self.models[0]
         extra: dict[str, Any] = {}
         if (
-            i % 8 == 3 and model != "mock-small"
+            i % 8 == 3 and model != self.models[1]
         ):  # the upstream refuses the request: a client error, relayed, never retried
             extra = {"x_test": {"*": {"status": 400}}}
         messages = [{"role": "user", "content": f"hello {i}"}]
@@ -98,8 +101,10 @@ class Traffic:
                         pass
             else:
                 self.client.chat.completions.create(model=model, messages=messages, extra_body=extra)
-        except openai.APIError:
-            pass
+        except openai.APIStatusError as exc:
+            assert exc.status_code == 400, exc  # only the refusals asked for
+        except openai.APIConnectionError:
+            pass  # a call in flight when the test stops an upstream
         self.sent += 1
 
     def _run(self) -> None:
@@ -117,6 +122,22 @@ class Traffic:
         self.stop.set()
         self.thread.join(timeout=20)
         self.client.close()
+
+
+def screenshot(page: Page, directory: Path) -> Path:
+    shot = directory / "dashboard.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"dashboard screenshot: {shot}")
+    if os.environ.get("DASHBOARD_SCREENSHOT"):
+        shutil.copy(shot, os.environ["DASHBOARD_SCREENSHOT"])
+    return shot
+
+
+def sign_in(page: Page, url: str) -> None:
+    page.goto(f"{url}/dashboard")
+    page.fill("#admin-key", ADMIN)
+    page.click("#sign-in-form button")
+    expect(page.locator("#live")).to_have_text("live", timeout=TIMEOUT_MS)
 
 
 def number(page: Page, element_id: str) -> float:
@@ -193,11 +214,7 @@ def test_the_dashboard_signs_in_shows_traffic_and_an_upstream_going_down(
                 f"() => Number(document.getElementById('t-calls').textContent) > {before}", timeout=TIMEOUT_MS
             )
             page.wait_for_timeout(2500)  # one more refresh of the charts under load before the picture
-            shot = tmp_path / "dashboard.png"
-            page.screenshot(path=str(shot), full_page=True)
-            print(f"dashboard screenshot: {shot}")
-            if os.environ.get("DASHBOARD_SCREENSHOT"):
-                shutil.copy(shot, os.environ["DASHBOARD_SCREENSHOT"])
+            shot = screenshot(page, tmp_path)
             assert traffic.sent > 15
 
         assert not page_errors, page_errors
@@ -210,3 +227,42 @@ def test_the_dashboard_signs_in_shows_traffic_and_an_upstream_going_down(
         expect(page.locator("#sign-in-form")).to_be_visible(timeout=TIMEOUT_MS)
         assert "gateway_session" not in {c["name"] for c in page.context.cookies()}
         assert len(console) - console_before <= 1  # the signed-out page answers 401, nothing else
+
+
+def test_the_dashboard_shows_engine_load_and_the_spill_under_load(
+    gateway_factory: GatewayFactory, browser_page: Page, tmp_path: Path
+) -> None:
+    """A local_first model on a vLLM twin with a hosted fallback: the twin's scraped queue and KV cache show in
+    its row; when its queue is full the model spills, and the spill budget fills."""
+    page = browser_page
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    with (
+        VllmTwin.in_thread("gpu-a", TwinSpec(model="tiny", capacity=4)) as twin,
+        FakeUpstream.in_thread("cloud") as cloud,
+    ):
+        models, routing = hybrid_config([twin], [cloud], max_waiting=4, spill_budget_usd_per_hour=5.0)
+        models["models"].append({"id": "mock-small", "route": [{"kind": "mock", "name": "mock-1"}]})
+        gw = gateway_factory(models, routing, ADMIN_API_KEY=ADMIN, GATEWAY_API_KEYS=f"ops:{CLIENT}")
+        sign_in(page, gw.url)
+        errors.clear()  # the signed-out page's 401 came before
+        gpu = page.locator('#deployments tr[data-deployment="gpu-a"]')
+        expect(gpu).to_contain_text("run 0", timeout=TIMEOUT_MS)  # scraped from the twin's /metrics
+        with Traffic(gw.url, models=("m", "mock-small")):
+            expect(page.locator('#models tr[data-model="m"]')).to_contain_text("no")
+            twin.override(waiting=9)  # the engine reports a full queue: local_first spills to the cloud
+            expect(gpu).to_contain_text("wait 9", timeout=TIMEOUT_MS)
+            expect(gpu).to_contain_text("FULL (queue)")
+            expect(page.locator('#models tr[data-model="m"]')).to_contain_text("since", timeout=TIMEOUT_MS)
+            expect(page.locator("#spill")).to_contain_text("spilling since")
+            page.wait_for_function(
+                "() => !document.getElementById('t-spill').textContent.startsWith('$0 of')", timeout=TIMEOUT_MS
+            )
+            assert page.locator("#t-spill").inner_text().endswith("of $5.0000")
+            cloud_cost = page.locator('#deployments tr[data-deployment="cloud"] td').last
+            expect(cloud_cost).not_to_have_text("$0")
+            expect(cloud_cost).not_to_have_text("-")
+            page.wait_for_timeout(2500)
+            shot = screenshot(page, tmp_path)
+    assert shot.stat().st_size > 10_000
+    assert not errors, errors
