@@ -33,7 +33,7 @@ _ROW_KEYS = (
 )
 
 
-def monitoring_state(services: Services) -> dict[str, Any]:
+def monitoring_state(services: Services, recent: dict[str, Any]) -> dict[str, Any]:
     """Every deployment by model with its region, health, circuit, in-flight and load; each model's spill
     state; the spill budget; and the recent calls' figures."""
     snapshot = services.routing_snapshot()
@@ -61,9 +61,10 @@ def monitoring_state(services: Services) -> dict[str, Any]:
         "deployments": deployments,
         "models": models,
         "local_first": snapshot["local_first"],
-        "recent": services.recent.snapshot(),
+        "recent": recent,
     }
 
 
 async def state(request: Request) -> JSONResponse:
-    return JSONResponse(monitoring_state(request.app.state.services))
+    services: Services = request.app.state.services
+    return JSONResponse(monitoring_state(services, await services.recent.figures_now()))

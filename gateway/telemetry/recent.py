@@ -2,7 +2,9 @@
 TTFT percentiles, cost and tokens per model, deployment and provider, errors grouped by kind, the last calls.
 
 Fed from the EventHub's `call_completed` events by one timer task (`fed_by`), so the request path only does one
-non-blocking publish; the figures are computed when the dashboard asks, not per call.
+non-blocking publish; the figures are computed when the dashboard asks, not per call, in a worker thread
+(`figures_now`) so the event loop keeps serving calls meanwhile. The window is the last 10 minutes or the last
+MAX_CALLS calls, whichever is shorter; rates are over the time the kept calls span.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ log = logging.getLogger("gateway.dashboard")
 
 WINDOW_S = 600.0  # what the dashboard's charts span
 BUCKET_S = 5.0  # one point of a chart
-MAX_CALLS = 20_000  # bounded memory whatever the rate: the oldest calls go first
+MAX_CALLS = 5_000  # bounded memory and snapshot time whatever the rate: the oldest calls go first
+CACHE_S = 1.0  # several open dashboards share one computation
 LAST_CALLS = 50
 _ERROR_KINDS = {
     400: "bad_request",
@@ -131,6 +134,7 @@ class RecentCalls:
     ) -> None:
         self.window_s, self._clock = window_s, clock
         self._calls: deque[FinishedCall] = deque(maxlen=max_calls)
+        self._cached: tuple[float, dict[str, Any]] | None = None
 
     def add(self, call: FinishedCall) -> None:
         self._calls.append(call)
@@ -141,33 +145,22 @@ class RecentCalls:
         return list(self._calls)
 
     def snapshot(self, bucket_s: float = BUCKET_S) -> dict[str, Any]:
-        """Totals and per-model, per-deployment and per-provider figures over the window, a time series in
-        `bucket_s` steps, errors by kind, and the last calls (newest first)."""
+        """The figures now, computed here (see `figures`)."""
         now = self._clock()
-        calls = self._current(now)
-        # what a rate is over: the window, or the time since its oldest call (a gateway up for one minute
-        # must not read a tenth of its real rate)
-        span = max(bucket_s, min(self.window_s, now - calls[0].at)) if calls else self.window_s
-        errors: dict[str, int] = {}
-        for call in calls:
-            if not call.ok:
-                kind = error_kind(call.status)
-                errors[kind] = errors.get(kind, 0) + 1
-        return {
-            "window_s": self.window_s,
-            "bucket_s": bucket_s,
-            "now": now,
-            "total": summarise(calls, span),
-            "models": _grouped(calls, lambda c: c.model, span),
-            "deployments": _grouped(calls, lambda c: f"{c.model}/{c.deployment}", span),
-            "providers": _grouped(calls, lambda c: c.provider, span),
-            "errors_by_kind": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
-            "series": _series(calls, now, self.window_s, bucket_s),
-            "last_calls": [_row(c) for c in reversed(calls[-LAST_CALLS:])],
-        }
+        return figures(self._current(now), now, self.window_s, bucket_s)
+
+    async def figures_now(self, bucket_s: float = BUCKET_S) -> dict[str, Any]:
+        """The figures now, computed in a worker thread from a copy of the window; reused for CACHE_S."""
+        now = self._clock()
+        if self._cached is not None and now - self._cached[0] < CACHE_S:
+            return self._cached[1]
+        calls = self._current(now)  # copied on the loop: the feeder appends on the loop only
+        result = await asyncio.to_thread(figures, calls, now, self.window_s, bucket_s)
+        self._cached = (now, result)
+        return result
 
     @contextlib.asynccontextmanager
-    async def fed_by(self, events: EventHub, every_s: float = 0.5, queue_size: int = 16_384) -> AsyncIterator[None]:
+    async def fed_by(self, events: EventHub, every_s: float = 0.5, queue_size: int = 8_192) -> AsyncIterator[None]:
         """While the block runs, the `call_completed` events of `events` are added here, drained every `every_s`
         (a timer, not a wake-up per call: the request path only appends to a queue)."""
         sub = events.subscribe("", sees_all=True, size=queue_size)
@@ -195,6 +188,32 @@ class RecentCalls:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             sub.close()
+
+
+def figures(calls: list[FinishedCall], now: float, window_s: float, bucket_s: float = BUCKET_S) -> dict[str, Any]:
+    """Totals and per-model, per-deployment and per-provider figures of `calls` (oldest first), a time series in
+    `bucket_s` steps, errors by kind, and the last calls (newest first)."""
+    # what a rate is over: the window, or the time since its oldest call (a gateway up for one minute must not
+    # read a tenth of its real rate, nor one past MAX_CALLS a fraction)
+    span = max(bucket_s, min(window_s, now - calls[0].at)) if calls else window_s
+    errors: dict[str, int] = {}
+    for call in calls:
+        if not call.ok:
+            kind = error_kind(call.status)
+            errors[kind] = errors.get(kind, 0) + 1
+    return {
+        "window_s": window_s,
+        "span_s": round(span, 1),
+        "bucket_s": bucket_s,
+        "now": now,
+        "total": summarise(calls, span),
+        "models": _grouped(calls, lambda c: c.model, span),
+        "deployments": _grouped(calls, lambda c: f"{c.model}/{c.deployment}", span),
+        "providers": _grouped(calls, lambda c: c.provider, span),
+        "errors_by_kind": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+        "series": _series(calls, now, window_s, bucket_s),
+        "last_calls": [_row(c) for c in reversed(calls[-LAST_CALLS:])],
+    }
 
 
 def _grouped(calls: list[FinishedCall], key: Callable[[FinishedCall], str], span: float) -> dict[str, Any]:

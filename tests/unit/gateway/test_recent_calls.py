@@ -85,3 +85,14 @@ async def test_fed_by_takes_call_events_from_the_hub_and_ignores_the_rest() -> N
             await asyncio.sleep(0.01)
     assert recent.snapshot()["last_calls"][0]["request_id"] == "x"
     assert hub.subscribers == 0
+
+
+async def test_figures_are_computed_off_the_loop_and_shared_for_a_second() -> None:
+    now = [100.0]
+    recent = RecentCalls(clock=lambda: now[0])
+    recent.add(call(99.0))
+    first = await recent.figures_now()
+    recent.add(call(99.5))
+    assert await recent.figures_now() is first, "within CACHE_S the same figures serve every dashboard"
+    now[0] = 101.5
+    assert (await recent.figures_now())["total"]["calls"] == 2
