@@ -89,17 +89,24 @@ class AccessPolicy:
         )
 
     def decide(
-        self, access: Access, authorization: str, client_ip: str, headers: Iterable[tuple[bytes, bytes]] = ()
+        self,
+        access: Access,
+        authorization: str,
+        client_ip: str,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+        *,
+        session: bool = False,
     ) -> Decision:
         """Allow or refuse one call to a route of level `access`; `headers` are the raw ASGI request headers
-        (read only for keyless admin)."""
+        (read only for keyless admin). `session`: the call carries a valid dashboard session cookie where one
+        may count (gateway/session.py); it stands for the admin key on admin routes, never on client routes."""
         if access is Access.PUBLIC:
             return Decision(True)
         if access is Access.CLIENT:
             return self._client(authorization)
         if access is Access.METRICS and self.metrics_public:
             return Decision(True)
-        return self._admin(authorization, client_ip, headers)
+        return self._admin(authorization, client_ip, headers, session)
 
     def _client(self, authorization: str) -> Decision:
         if self.open:
@@ -117,7 +124,9 @@ class AccessPolicy:
             return Decision(True, key_name="admin")
         return Decision(False, status=401, code="invalid_api_key", message="invalid API key")
 
-    def _admin(self, authorization: str, client_ip: str, headers: Iterable[tuple[bytes, bytes]]) -> Decision:
+    def _admin(
+        self, authorization: str, client_ip: str, headers: Iterable[tuple[bytes, bytes]], session: bool = False
+    ) -> Decision:
         if not self.admin_key_hash:
             if self.loopback_only and is_local(client_ip, headers):
                 return Decision(True, key_name="local-admin")
@@ -129,6 +138,8 @@ class AccessPolicy:
                 message=f"admin routes need ADMIN_API_KEY to be set (or {where})",
             )
         token = bearer(authorization)
+        if not token and session:
+            return Decision(True, key_name="admin")
         if not token:
             return Decision(
                 False,

@@ -30,7 +30,7 @@ from gateway.middleware import RequestIdMiddleware
 from gateway.openai import embeddings, model_detail
 from gateway.openai import endpoints as openai_api
 from gateway.openai.responses import endpoints as responses_api
-from gateway.ops import admin, health, metrics, stats
+from gateway.ops import admin, dashboard, health, metrics, monitoring, stats
 from gateway.ops.reload import reload_config
 from gateway.routes import GuardedRoute, GuardedWebSocketRoute, unguarded
 from gateway.settings import Settings, SettingsError
@@ -100,7 +100,8 @@ def routes() -> list[BaseRoute]:
         GuardedRoute("/v1/inference", beacon.inference, access=client, methods=post, refusal=beacon.refusal),
         GuardedRoute("/providers", beacon.providers, access=client, methods=get, refusal=beacon.refusal),
         GuardedRoute("/ws", ws.ws_hint, access=client, methods=get),
-        GuardedWebSocketRoute("/ws", ws.websocket, access=client),
+        # a same-origin handshake with the dashboard's session cookie subscribes as the admin
+        GuardedWebSocketRoute("/ws", ws.websocket, access=client, session=True),
         GuardedRoute("/maps/api.js", maps.maps_script, access=public, methods=get),
         # operators
         GuardedRoute("/health", health.health, access=public, methods=get),
@@ -108,8 +109,19 @@ def routes() -> list[BaseRoute]:
         GuardedRoute("/routing", admin.routing_table, access=admin_only, methods=get),
         GuardedRoute("/routing", admin.change_routing, access=admin_only, methods=post),
         GuardedRoute("/admin/routing", admin.routing_table, access=admin_only, methods=get),
-        GuardedRoute("/stats", stats.stats, access=admin_only, methods=get),
-        GuardedRoute("/admin/stats", stats.stats, access=admin_only, methods=get),
+        GuardedRoute("/stats", stats.stats, access=admin_only, methods=get, session=True),
+        GuardedRoute("/admin/stats", stats.stats, access=admin_only, methods=get, session=True),
+        # the dashboard: the page and its state take the session cookie (reads only); its assets hold no data
+        *(
+            GuardedRoute(
+                path, dashboard.page, access=admin_only, methods=get, session=True, refusal=dashboard.sign_in_refusal
+            )
+            for path in ("/monitoring/dashboard.html", "/dashboard")
+        ),
+        GuardedRoute("/monitoring/state", monitoring.state, access=admin_only, methods=get, session=True),
+        GuardedRoute("/monitoring/static/{path:path}", dashboard.asset, access=public, methods=get),
+        GuardedRoute("/monitoring/session", dashboard.sign_in, access=public, methods=post),
+        GuardedRoute("/monitoring/session", dashboard.sign_out, access=public, methods=["DELETE"]),
         GuardedRoute(
             "/api/v1/generation",
             openai_api.speaks_openrouter(stats.generation),
@@ -180,7 +192,7 @@ def create_app(settings: Settings | None = None, *, own_logging: bool = True) ->
                     # collection under load walks only what calls allocate (7-10 % more req/s, bench/RESULTS.md)
                     gc.collect()
                     gc.freeze()
-                async with publishing_call_log(services):
+                async with publishing_call_log(services), services.recent.fed_by(services.events):
                     with reload_on_sighup(services):
                         yield
         except STARTUP_ERRORS as exc:

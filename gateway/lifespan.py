@@ -19,6 +19,7 @@ from gateway.telemetry.deployments import DeploymentState
 from gateway.telemetry.events import EventHub
 from gateway.telemetry.ledger import Bookkeeper, ClientLimits
 from gateway.telemetry.metrics import Metrics, mark_worker_dead
+from gateway.telemetry.recent import RecentCalls
 from routing.config.load import load_config
 from routing.config.schema import GatewayConfig
 from routing.executor import Executor, ExecutorSettings
@@ -54,6 +55,7 @@ class Services:
     board: LoadBoard
     started_at: float = field(default_factory=time.time)
     responses: ResponseStore | None = None  # /v1/responses' stored responses
+    recent: RecentCalls = field(default_factory=RecentCalls)  # the dashboard's last minutes of calls
 
     @property
     def config(self) -> GatewayConfig:

@@ -3,6 +3,7 @@ whose own middleware (Starlette's per-route `middleware=`) applies its access le
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,7 +12,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.access import Access, AccessPolicy
+from gateway import session as sessions
+from gateway.access import Access, AccessPolicy, Decision
 from gateway.errors import APIError, openai_response
 from routing.errors import GatewayError
 
@@ -24,10 +26,12 @@ def openai_refusal(error: GatewayError, scope: Scope) -> Response:
 
 class AccessGuard:
     """Applies one route's access level: refuses with 401/403 in the route's surface shape, or lets it through
-    with the key's name in the scope state (`api_key_name`)."""
+    with the key's name in the scope state (`api_key_name`). A route that takes the dashboard's session
+    (`session=True`) decides a read or a same-origin WebSocket handshake as an admin call first, with the cookie
+    standing for the admin key; failing that, by its own level."""
 
-    def __init__(self, app: ASGIApp, access: Access, refusal: Refusal = openai_refusal) -> None:
-        self.app, self.access, self.refusal = app, access, refusal
+    def __init__(self, app: ASGIApp, access: Access, refusal: Refusal = openai_refusal, session: bool = False) -> None:
+        self.app, self.access, self.refusal, self.session = app, access, refusal, session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         access = self.access
@@ -44,7 +48,7 @@ class AccessGuard:
         if not authorization and api_key:
             authorization = b"Bearer " + api_key
         client = scope.get("client") or ("", 0)
-        decision = policy.decide(access, authorization.decode("latin-1"), client[0], scope.get("headers", ()))
+        decision = self._decide(policy, scope, authorization.decode("latin-1"), client[0])
         if not decision.allowed:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008, "reason": decision.message[:120]})
@@ -55,6 +59,16 @@ class AccessGuard:
         if decision.key_name:
             scope.setdefault("state", {})["api_key_name"] = decision.key_name
         await self.app(scope, receive, send)
+
+    def _decide(self, policy: AccessPolicy, scope: Scope, authorization: str, client_ip: str) -> Decision:
+        headers = scope.get("headers", ())
+        if not (self.session and sessions.session_use(scope)):
+            return policy.decide(self.access, authorization, client_ip, headers)
+        cookie = sessions.valid(policy.admin_key_hash, sessions.cookie_value(headers), time.time())
+        admin = policy.decide(Access.ADMIN, authorization, client_ip, headers, session=cookie)
+        if admin.allowed or self.access is Access.ADMIN:
+            return admin
+        return policy.decide(self.access, authorization, client_ip, headers)
 
 
 class GuardedRoute(Route):
@@ -68,8 +82,11 @@ class GuardedRoute(Route):
         access: Access,
         methods: Sequence[str],
         refusal: Refusal = openai_refusal,
+        session: bool = False,
     ) -> None:
-        guard = Middleware(AccessGuard, access=access, refusal=refusal)
+        if session and not set(methods) <= {"GET", "HEAD"}:
+            raise ValueError(f"{path}: only a read may take the session cookie (a write would be open to CSRF)")
+        guard = Middleware(AccessGuard, access=access, refusal=refusal, session=session)
         super().__init__(path, endpoint, methods=list(methods), middleware=[guard])
         self.access = access
 
@@ -77,8 +94,8 @@ class GuardedRoute(Route):
 class GuardedWebSocketRoute(WebSocketRoute):
     """A WebSocket route with its access level (a refusal closes the socket with 1008 before accepting it)."""
 
-    def __init__(self, path: str, endpoint: Callable[..., Any], *, access: Access) -> None:
-        super().__init__(path, endpoint, middleware=[Middleware(AccessGuard, access=access)])
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, access: Access, session: bool = False) -> None:
+        super().__init__(path, endpoint, middleware=[Middleware(AccessGuard, access=access, session=session)])
         self.access = access
 
 

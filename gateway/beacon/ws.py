@@ -1,7 +1,8 @@
 """WS /ws: Beacon's real-time channel (inference streamed as chunks, health and call events); GET /ws: a hint.
 
 Browsers let any page open a WebSocket to any host (CORS does not apply), so a handshake that carries an
-`Origin` is accepted only from CORS_ORIGINS (or with `*` in it); others get 403 before the socket opens.
+`Origin` is accepted only from the gateway's own origin (its dashboard) or CORS_ORIGINS (or with `*` in it);
+others get 403 before the socket opens.
 Clients that send no Origin (servers, CLIs) are not browsers and are let through. Messages are JSON text: a
 binary frame closes the socket with 1003 (unsupported data). A subscription streams `provider_health` to
 everyone, and `call_completed` only for the subscriber's own API key (every call for the admin key, and for
@@ -26,6 +27,7 @@ from gateway.beacon.flow import InferenceRequest, failure, parse_inference, run_
 from gateway.lifespan import Services
 from gateway.middleware import new_request_id
 from gateway.requests import client_info
+from gateway.session import same_origin
 from gateway.telemetry.recording import ClientInfo
 from routing.errors import GatewayError
 
@@ -52,7 +54,7 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
 
 async def websocket(ws: WebSocket) -> None:
     services: Services = ws.app.state.services
-    if not origin_allowed(ws.headers.get("origin"), services.settings.cors_origins):
+    if not (same_origin(ws.scope) or origin_allowed(ws.headers.get("origin"), services.settings.cors_origins)):
         await ws.close(code=1008)  # before accept(): the server answers the handshake with 403
         return
     await ws.accept()

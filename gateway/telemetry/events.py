@@ -31,6 +31,7 @@ def call_event(record: CallRecord) -> dict[str, Any]:
         "success": record.status_code == 200,
         "status": record.status_code,
         "latency_ms": round(record.latency_ms, 1),
+        "ttft_ms": None if record.ttft_ms is None else round(record.ttft_ms, 1),
         "tokens": record.total_tokens,
         "cost_usd": record.cost_usd,
         "timestamp": time.time(),
@@ -63,9 +64,10 @@ class EventHub:
         self._subscribers: list[Subscription] = []
         self._size = queue_size
 
-    def subscribe(self, key_name: str = "", *, sees_all: bool = False) -> Subscription:
-        """A queue of the events for a subscriber that called with API key `key_name`."""
-        sub = Subscription(self, self._size, key_name, sees_all)
+    def subscribe(self, key_name: str = "", *, sees_all: bool = False, size: int = 0) -> Subscription:
+        """A queue of the events for a subscriber that called with API key `key_name` (`size`: its bound, when
+        not the hub's)."""
+        sub = Subscription(self, size or self._size, key_name, sees_all)
         self._subscribers.append(sub)
         return sub
 

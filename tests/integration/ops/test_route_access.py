@@ -16,8 +16,12 @@ from tests.conftest import GatewayFactory
 
 MOCK = {"models": [{"id": "mock", "route": [{"kind": "mock"}]}]}
 CLIENT_KEY, ADMIN_KEY = "sk-client-123456789", "sk-admin-987654321"
-PUBLIC = {"/health", "/ready", "/maps/api.js"}
-ADMIN = {"/routing", "/admin/routing", "/stats", "/admin/stats", "/api/v1/generation"}
+# the dashboard's assets hold no data, and its sign-in must be reachable before one is signed in
+PUBLIC = {"/health", "/ready", "/maps/api.js", "/monitoring/static/{path:path}", "/monitoring/session"}
+ADMIN = {
+    *("/routing", "/admin/routing", "/stats", "/admin/stats", "/api/v1/generation"),
+    *("/monitoring/dashboard.html", "/dashboard", "/monitoring/state"),
+}
 
 
 def test_every_route_carries_an_access_level() -> None:
