@@ -3,6 +3,7 @@ fallback re-reserving at the dearer deployment's price, GET /api/v1/key through 
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
@@ -119,3 +120,33 @@ def test_a_failed_call_releases_and_a_fallback_reserves_at_the_dearer_price(gate
     with pytest.raises(openai.APIStatusError) as info:  # 0.0202 spent: the dead pick fits, the dearer fallback not
         ask(api, "fallback")
     assert info.value.status_code == 402
+
+
+def test_a_stream_settles_at_its_end_and_a_client_that_leaves_pays_for_what_it_got(
+    gateway_factory: GatewayFactory,
+) -> None:
+    slow = {"kind": "mock", "mock": {"completion_tokens": 200, "chunk_delay_ms": 20}}
+    models = {"models": [{"id": "s", "pricing": PRICING, "route": [slow]}]}
+    gw = gateway_factory(models, GATEWAY_API_KEYS=KEYS, GATEWAY_BUDGETS="team-a:1/day")
+    api = client(gw.url)
+    chunks = list(
+        api.chat.completions.create(
+            model="s", messages=MESSAGES, max_tokens=20, stream=True, stream_options={"include_usage": True}
+        )  # type: ignore[call-overload]
+    )
+    cost = chunks[-1].usage.model_extra["cost"]
+    assert cost == pytest.approx((1 * 100 + 20 * 1000) / 1e6)
+    assert key_info(gw.url, "sk-team-a").usage == pytest.approx(cost)  # settled to the real cost at the end
+
+    body = {"model": "s", "messages": MESSAGES, "max_tokens": 200, "stream": True}
+    with httpx.stream(
+        "POST", f"{gw.url}/v1/chat/completions", json=body, headers={"authorization": "Bearer sk-team-a"}, timeout=10
+    ) as response:
+        lines = response.iter_lines()
+        got = [line for line, _ in zip(lines, range(8), strict=False) if line.startswith("data: {")]
+        assert got  # a few chunks arrived; then the client leaves
+    full = (5 * 100 + 200 * 1000) / 1e6  # what the hold was
+    deadline = time.monotonic() + 10
+    while (left := key_info(gw.url, "sk-team-a").usage - cost) <= 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 0 < left < full / 4, left  # what was relayed, estimated from its text, not the whole hold
