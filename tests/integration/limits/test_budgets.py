@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openrouter import OpenRouter
+from openrouter import OpenRouter, errors
 from openrouter.utils import BackoffStrategy, RetryConfig
 
 from tests.conftest import GatewayFactory
@@ -50,9 +50,13 @@ def ask(api: openai.OpenAI, model: str = "m", **extra: Any) -> Any:
     return api.chat.completions.create(model=model, messages=MESSAGES, max_tokens=10, **extra)  # type: ignore[arg-type]
 
 
-def key_info(url: str, key: str) -> Any:
+def openrouter(url: str, key: str) -> OpenRouter:
     retry = RetryConfig("none", BackoffStrategy(1, 1, 1.0, 1), False)
-    with OpenRouter(api_key=key, server_url=f"{url}/api/v1", retry_config=retry, timeout_ms=10_000) as sdk:
+    return OpenRouter(api_key=key, server_url=f"{url}/api/v1", retry_config=retry, timeout_ms=10_000)
+
+
+def key_info(url: str, key: str) -> Any:
+    with openrouter(url, key) as sdk:
         with warnings.catch_warnings():  # the SDK's model warns of its own deprecated `rate_limit` as it parses it
             warnings.simplefilter("ignore", DeprecationWarning)
             return sdk.api_keys.get_current_key_metadata().data
@@ -85,6 +89,10 @@ def test_a_spent_budget_answers_402_budget_exceeded_and_says_when_it_resets(gate
         timeout=10,
     )
     assert anthropic.status_code == 402 and anthropic.json()["error"]["type"] == "billing_error"
+    with openrouter(gw.url, "sk-team-a") as sdk, pytest.raises(errors.PaymentRequiredResponseError) as typed:
+        sdk.chat.send(model="m", messages=MESSAGES, max_tokens=10)  # type: ignore[arg-type]
+    assert typed.value.data.error.code == 402
+    assert typed.value.data.error.metadata == {"error_type": "payment_required", "gateway_code": "budget_exceeded"}
     assert ask(client(gw.url, "sk-team-b")).choices[0].message.content  # a key without a budget is not limited
 
     mine = key_info(gw.url, "sk-team-a")

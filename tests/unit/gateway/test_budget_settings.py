@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from gateway.access import hash_key
+from gateway.lifespan import build_spend_ledger
 from gateway.settings import Settings, SettingsError
-from routing.limits.spend import Budget
+from routing.limits.spend import Budget, InProcessSpendLedger
 
 KEYS = "team-a:sk-a,team-b:sk-b"
 
@@ -60,3 +61,9 @@ def test_a_bad_keys_file_column_names_the_line(tmp_path: Path) -> None:
     keys.write_text(f"team-c sha256:{hash_key('sk-c')} 5/day extra\n")
     with pytest.raises(SettingsError, match=r"keys:1: expected `name sha256:<64 hex> \[budget"):
         Settings.from_env({"GATEWAY_KEYS_FILE": str(keys)})
+
+
+def test_without_budgets_there_is_no_ledger_to_consult() -> None:
+    assert build_spend_ledger(Settings.from_env({"GATEWAY_API_KEYS": KEYS}), None) is None
+    with_one = Settings.from_env({"GATEWAY_API_KEYS": KEYS, "GATEWAY_BUDGETS": "team-a:1/day"})
+    assert isinstance(build_spend_ledger(with_one, None), InProcessSpendLedger)
