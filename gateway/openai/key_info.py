@@ -1,7 +1,9 @@
 """GET /api/v1/key: the calling key's own budget and spend, in OpenRouter's shape ("get current API key").
 
 The gateway tracks spend per budget period (routing/limits/spend.py): `usage` and the field of the budget's period
-(`usage_daily` or `usage_monthly`) carry it; a key without a budget reports `limit` null and no spend tracked.
+(`usage_daily` or `usage_monthly`) carry it, the other periods' fields say 0 (not tracked); `limit_remaining` is the
+limit less the settled spend (calls in flight hold more until they end). A key without a budget reports `limit`
+null and no spend (the call log has it: `/stats`).
 """
 
 from __future__ import annotations
