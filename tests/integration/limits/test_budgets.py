@@ -158,3 +158,15 @@ def test_a_stream_settles_at_its_end_and_a_client_that_leaves_pays_for_what_it_g
     while (left := key_info(gw.url, "sk-team-a").usage - cost) <= 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert 0 < left < full / 4, left  # what was relayed, estimated from its text, not the whole hold
+
+
+def test_redis_down_admits_as_the_rate_limits_do_and_the_key_route_says_503(gateway_factory: GatewayFactory) -> None:
+    gw = gateway_factory(
+        config(), GATEWAY_API_KEYS=KEYS, GATEWAY_BUDGETS="team-a:0.001/day", REDIS_URL="redis://127.0.0.1:1/0"
+    )
+    api = client(gw.url)
+    for _ in range(2):  # each far past the budget: admitted without it (logged), not refused
+        assert ask(api).choices[0].message.content
+    down = httpx.get(f"{gw.url}/api/v1/key", headers={"authorization": "Bearer sk-team-a"}, timeout=10)
+    assert down.status_code == 503
+    assert down.json()["error"]["metadata"]["gateway_code"] == "budget_ledger_unavailable"
