@@ -192,22 +192,27 @@ def _client_key(index: int, item: str) -> tuple[str, str]:
 
 def _read_keys_file(path: Path) -> list[tuple[str, str]]:
     """Lines `name sha256:<hex>` (comments with #); keys are stored hashed, never in plain text."""
+    return [(name, digest) for _, name, digest, _ in keys_file_lines(path)]
+
+
+def keys_file_lines(path: Path) -> list[tuple[int, str, str, str]]:
+    """(line number, name, sha256 hex, budget column or "") of each `name sha256:<hex> [budget]` line."""
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
         raise AccessConfigError(
             f"environment variable GATEWAY_KEYS_FILE: cannot read {path} ({exc.strerror}). Fix: check the path"
         ) from None
-    keys: list[tuple[str, str]] = []
+    keys: list[tuple[int, str, str, str]] = []
     for number, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
+        fields = line.split("#", 1)[0].split()
+        if not fields:
             continue
-        name, _, digest = line.partition(" ")
-        digest = digest.strip().removeprefix("sha256:")
-        if not name or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        name, digest = fields[0], (fields[1] if len(fields) > 1 else "").removeprefix("sha256:")
+        if len(fields) > 3 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise AccessConfigError(
-                f"{path}:{number}: expected `name sha256:<64 hex>`. Fix: make the line with `gateway hash-key NAME`"
+                f"{path}:{number}: expected `name sha256:<64 hex> [budget, e.g. 50/day]`. "
+                "Fix: make the line with `gateway hash-key NAME`"
             )
-        keys.append((name, digest))
+        keys.append((number, name, digest, fields[2] if len(fields) == 3 else ""))
     return keys

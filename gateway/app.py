@@ -27,7 +27,7 @@ from gateway.errors import gateway_error_handler, http_error_handler, unhandled_
 from gateway.lifespan import Services, running_services
 from gateway.logs import configure_logging, write_directly
 from gateway.middleware import RequestIdMiddleware
-from gateway.openai import embeddings, model_detail
+from gateway.openai import embeddings, key_info, model_detail
 from gateway.openai import endpoints as openai_api
 from gateway.openai.responses import endpoints as responses_api
 from gateway.ops import admin, dashboard, health, metrics, monitoring, stats
@@ -130,6 +130,13 @@ def routes() -> list[BaseRoute]:
             refusal=openai_api.openrouter_refusal,
         ),
         GuardedRoute("/metrics", metrics.metrics, access=Access.METRICS, methods=get),
+        GuardedRoute(
+            "/api/v1/key",
+            openai_api.speaks_openrouter(key_info.current_key),
+            access=client,
+            methods=get,
+            refusal=openai_api.openrouter_refusal,
+        ),
         # OpenRouter's shape for any other /api/v1 path (last: every route above matches first)
         GuardedRoute(
             "/api/v1/{rest:path}",

@@ -28,6 +28,7 @@ OPENAI_TYPES: Mapping[Category, str] = {
     "permission": "permission_error",
     "not_found": "invalid_request_error",
     "too_large": "invalid_request_error",
+    "billing": "insufficient_quota",
     "rate_limited": "rate_limit_error",
     "unavailable": "server_error",
     "upstream": "server_error",

@@ -27,6 +27,8 @@ from routing.limits.admission import Guards
 from routing.limits.breaker import BreakerBoard
 from routing.limits.ratelimit import InProcessRateLimiter, RateLimiter
 from routing.limits.ratelimit_redis import RedisRateLimiter
+from routing.limits.spend import InProcessSpendLedger, SpendLedger
+from routing.limits.spend_redis import RedisSpendLedger
 from routing.limits.streams import LocalStreamCap, RedisStreamCap, StreamCap
 from routing.load_board import LoadBoard
 from routing.manager import RoutingManager
@@ -56,6 +58,7 @@ class Services:
     started_at: float = field(default_factory=time.time)
     responses: ResponseStore | None = None  # /v1/responses' stored responses
     recent: RecentCalls = field(default_factory=RecentCalls)  # the dashboard's last minutes of calls
+    spend: SpendLedger | None = None  # the spend budgets' ledger; None when no key has a budget
 
     @property
     def config(self) -> GatewayConfig:
@@ -101,6 +104,16 @@ def build_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
     return RedisRateLimiter(redis, prefix=settings.rate_limit_prefix, fail_open=True)
 
 
+def build_spend_ledger(settings: Settings, redis: Redis | None) -> SpendLedger | None:
+    """None without budgets (calls then pay nothing for them); Redis when REDIS_URL is set, failing open like the
+    rate limits; else this process's own."""
+    if not settings.budgets:
+        return None
+    if redis is None:
+        return InProcessSpendLedger()
+    return RedisSpendLedger(redis, prefix=settings.rate_limit_prefix, fail_open=True)
+
+
 def build_stream_cap(settings: Settings, redis: Redis | None) -> StreamCap:
     """Shared through Redis when REDIS_URL is set and a limit is configured, else this worker's own count."""
     limit = settings.max_streams_per_client
@@ -122,6 +135,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     metrics = Metrics()
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None  # one pool for limits and streams
     limiter = build_limiter(settings, redis)
+    spend = build_spend_ledger(settings, redis)
     breakers = BreakerBoard(replace(settings.breaker, retry_after_cap=settings.retry_after_cap))
     guards = Guards(breakers, limiter)
     stream_cap = build_stream_cap(settings, redis)
@@ -173,15 +187,20 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                 client_limits=ClientLimits(settings.client_rpm, settings.client_tpm),
                 log_content=settings.log_content,
                 max_text=settings.max_logged_text,
+                budgets={b.key: b for b in settings.budgets},
+                spend=spend,
             ),
             responses=responses,
             board=board,
+            spend=spend,
         )
     finally:
         await state.close()
         await responses.close()
         await call_log.close()
         await limiter.close()
+        if spend is not None:
+            await spend.close()
         await stream_cap.close()
         if redis is not None:
             await redis.aclose()

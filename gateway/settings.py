@@ -21,9 +21,11 @@ from dotenv import dotenv_values
 from pydantic import Field, field_validator
 
 from gateway.access import AccessConfigError, AccessPolicy
+from gateway.budgets import read_budgets
 from gateway.calllog.settings import StorageSettings
 from gateway.envvars import EnvGroup, Flag, SettingsError, Words, read_env
 from routing.limits.breaker import BreakerConfig
+from routing.limits.spend import Budget
 from routing.retry import DEFAULT_RETRY_ON, RETRYABLE_KINDS, RetryPolicy, parse_retry_on
 from routing.upstream.proxy import Proxies
 
@@ -80,6 +82,7 @@ class _Env(EnvGroup):
     metrics_public: Flag = Field(False, alias="METRICS_PUBLIC")
     api_keys: str = Field("", alias="GATEWAY_API_KEYS", repr=False)
     keys_file: str = Field("", alias="GATEWAY_KEYS_FILE")
+    budgets: str = Field("", alias="GATEWAY_BUDGETS")
     admin_key: str = Field("", alias="ADMIN_API_KEY", repr=False)
     maps_key: str = Field("", alias="GOOGLE_MAPS_API_KEY", repr=False)
     maps_url: str = Field(MAPS_URL, alias="MAPS_API_URL")
@@ -171,6 +174,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
     retry_after_cap: float = 3600.0
     max_logged_text: int = 65536  # characters of prompt and of response a row keeps (head and tail); 0 = all
+    budgets: tuple[Budget, ...] = ()  # spend budgets per client key name (GATEWAY_BUDGETS, keys file column)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
@@ -181,6 +185,7 @@ class Settings:
         storage = StorageSettings.from_env(env, root)
         try:
             access = AccessPolicy.build(e.api_keys, e.keys_file, e.admin_key, e.metrics_public, e.host)
+            budgets = read_budgets(e.budgets, e.keys_file, (name for name, _ in access.client_keys))
         except AccessConfigError as exc:
             raise SettingsError(str(exc)) from None
         try:
@@ -238,6 +243,7 @@ class Settings:
             allowed_hosts=tuple(h.lower() for h in e.allowed_hosts),
             retry_after_cap=e.retry_after_cap,
             max_logged_text=e.max_logged_text,
+            budgets=budgets,
         )
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routing.config.schema import DeploymentConfig
 from routing.transcript import Transcript
+
+if TYPE_CHECKING:
+    from routing.limits.spending import CallSpend
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class Call:
     priority: str = "normal"  # X-Priority: high, normal, low
     session: str = ""  # X-Session-Id / x-claude-code-session-id, for affinity
     routing_reason: str = ""  # why the serving deployment was chosen: weighted, local, affinity, spill:*, fallback
+    spend: CallSpend | None = None  # the client key's budget, when it has one: each attempt reserves against it
 
     def add_text(self, index: int, piece: str) -> None:
         transcript = self.texts.get(index)

@@ -10,7 +10,9 @@ and a code; each API surface (OpenAI, Beacon, ...) only renders them in its own 
     │   ├── AllAttemptsFailed         502, or 504 when the last failure was a timeout
     │   ├── NoDeploymentAvailable     503
     │   ├── NoMatchingDeployment      404: the request's own routing constraints left no deployment
-    │   └── RateLimited               429 with Retry-After and x-ratelimit-* headers
+    │   ├── RateLimited               429 with Retry-After and x-ratelimit-* headers
+    │   └── BudgetExceeded            402: the client key's spend budget cannot take the call until it resets
+    │                                 (a `models` fallback may still fit a cheaper model)
     └── (gateway.errors.APIError)     the gateway's own refusals: bad input, keys, limits
 """
 
@@ -26,6 +28,7 @@ Category = Literal[
     "permission",
     "not_found",
     "too_large",
+    "billing",
     "rate_limited",
     "unavailable",
     "upstream",
@@ -37,6 +40,7 @@ Category = Literal[
 CATEGORY_OF_STATUS: dict[int, Category] = {
     400: "invalid_request",
     401: "authentication",
+    402: "billing",
     403: "permission",
     404: "not_found",
     405: "invalid_request",
@@ -172,3 +176,15 @@ class RateLimited(RoutingError):
     def __init__(self, message: str, retry_after: float, headers: dict[str, str] | None = None) -> None:
         super().__init__(message, headers)
         self.retry_after = retry_after
+
+
+class BudgetExceeded(RoutingError):
+    """The client key's spend budget cannot take the call: 402, with when it resets (message, Retry-After)."""
+
+    status = 402
+    code = "budget_exceeded"
+    category: Category = "billing"
+
+    def __init__(self, message: str, retry_after: float, resets_at: str) -> None:
+        super().__init__(message)
+        self.retry_after, self.resets_at = retry_after, resets_at

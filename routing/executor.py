@@ -217,6 +217,12 @@ class Executor:
                 if isinstance(admitted, Skip):
                     skips.append(admitted)
                     continue
+                if call.spend is not None:  # the key's budget, at this deployment's price (402 when spent)
+                    try:
+                        await call.spend.reserve(dep, route.model, payload)
+                    except BaseException:
+                        await self.guards.abandoned(admitted)
+                        raise
                 tries.made += 1
                 sent += 1
                 call.routing_reason = reason if dep.key == first else "fallback"

@@ -16,6 +16,7 @@ from routing.errors import AllAttemptsFailed, Category, GatewayError
 ERROR_TYPES: Mapping[int, str] = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
     413: "request_too_large",
@@ -30,6 +31,7 @@ _BY_CATEGORY: Mapping[Category, str] = {
     "permission": "permission_error",
     "not_found": "not_found_error",
     "too_large": "request_too_large",
+    "billing": "billing_error",
     "rate_limited": "rate_limit_error",
     "timeout": "timeout_error",
 }

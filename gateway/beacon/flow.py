@@ -28,6 +28,7 @@ from routing.selection import Preferences
 BEACON_CODES: Mapping[Category, str] = {
     "invalid_request": "INVALID_REQUEST",
     "too_large": "INVALID_REQUEST",
+    "billing": "BUDGET_EXCEEDED",
     "authentication": "UNAUTHORIZED",
     "permission": "FORBIDDEN",
     "not_found": "NO_PROVIDER_AVAILABLE",

@@ -29,6 +29,7 @@ ERROR_TYPES: Mapping[Category, str] = {
     "permission": "permission_denied",
     "not_found": "not_found",
     "too_large": "payload_too_large",
+    "billing": "payment_required",
     "rate_limited": "rate_limit_exceeded",
     "unavailable": "provider_unavailable",
     "upstream": "server",

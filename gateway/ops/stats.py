@@ -1,6 +1,9 @@
-"""GET /stats (usage per model and provider) and GET /api/v1/generation?id= (one call's record)."""
+"""GET /stats (usage per model and provider, every key's budget) and GET /api/v1/generation?id= (one call's record)."""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -8,6 +11,9 @@ from starlette.responses import JSONResponse
 from gateway.calllog.writer import CallLogUnavailable
 from gateway.errors import APIError
 from gateway.lifespan import Services
+from routing.limits.spend_redis import SpendBackendError
+
+log = logging.getLogger("gateway")
 
 
 async def stats(request: Request) -> JSONResponse:
@@ -26,7 +32,16 @@ async def stats(request: Request) -> JSONResponse:
         rows = await services.call_log.stats(hours, model, provider)
     except CallLogUnavailable as exc:
         raise APIError(503, str(exc), code="call_log_unavailable") from None
-    return JSONResponse({"period_hours": hours, "filters": {"model": model, "provider": provider}, "stats": rows})
+    body: dict[str, Any] = {"period_hours": hours, "filters": {"model": model, "provider": provider}, "stats": rows}
+    body["budgets"] = []
+    budgets = list(services.books.budgets.values())
+    if budgets and services.spend is not None:
+        try:
+            body["budgets"] = [state.row() for state in await services.spend.peek(budgets)]
+        except SpendBackendError as exc:
+            log.warning("stats: the budget ledger is unavailable (%s)", exc)
+            body["budgets_error"] = str(exc)
+    return JSONResponse(body)
 
 
 async def generation(request: Request) -> JSONResponse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,6 +35,8 @@ from routing.config.schema import ModelConfig
 from routing.errors import ClientRequestError, GatewayError
 from routing.limits.admission import settled_tokens
 from routing.limits.ratelimit import Denial, RateLimiter, Reservation, client_limit, estimate_tokens, prompt_messages
+from routing.limits.spend import Budget, SpendLedger
+from routing.limits.spending import CallSpend, settled_usd
 from routing.limits.streams import Lease, StreamCap
 from routing.stream import total_tokens
 
@@ -63,10 +65,13 @@ class Bookkeeper:
         client_limits: ClientLimits,
         log_content: bool,
         max_text: int = 0,
+        budgets: Mapping[str, Budget] | None = None,
+        spend: SpendLedger | None = None,
     ) -> None:
         self.metrics, self.events, self.call_log = metrics, events, call_log
         self.stream_cap, self.limiter, self.client_limits = stream_cap, limiter, client_limits
         self.log_content, self.max_text = log_content, max_text
+        self.budgets, self.spend = (budgets or {}) if spend is not None else {}, spend
 
     def open(
         self,
@@ -105,8 +110,13 @@ class CallLedger:
         return self.client.api_key_name or self.client.ip
 
     async def admit(self, payload: dict[str, Any]) -> None:
-        """Take a stream slot (for a stream) and reserve the client's rpm/tpm; APIError 429 when either is spent."""
+        """Take a stream slot (for a stream) and reserve the client's rpm/tpm; APIError 429 when either is spent.
+        A key with a budget has each attempt reserve against it (routing/limits/spending.py)."""
         books = self.books
+        if books.budgets:
+            budget = books.budgets.get(self.client.api_key_name)
+            if budget is not None and books.spend is not None:
+                self.call.spend = CallSpend(budget, books.spend)
         # the stream cap first: a refused stream must not hold a rate-limit reservation
         if self.call.stream:
             self._lease = await books.stream_cap.acquire(self.holder)
@@ -223,7 +233,7 @@ class CallLedger:
             books.metrics.rate_limited("deployment", model.id)
         if books.events.subscribers:
             books.events.publish(call_event(record), owner=record.api_key_name)
-        if books.call_log.settings.sync or self._reservation is not None:
+        if books.call_log.settings.sync or self._reservation is not None or call.spend is not None:
             # these awaits can suspend: a client leaving meanwhile must not cancel the row (or the settle)
             await asyncio.shield(self._persist(record, status))
         else:
@@ -256,6 +266,8 @@ class CallLedger:
         finally:  # the reservation is given back on every path, or the client's budget leaks
             if self._reservation is not None:
                 await self._settle(self._reservation, status)
+            if self.call.spend is not None:
+                await self._settle_spend(self.call.spend, status)
 
     async def _settle(self, reservation: Reservation, status: int) -> None:
         """The deployments' rule (`settled_tokens`): nothing delivered releases, reported usage settles, no usage
@@ -271,6 +283,14 @@ class CallLedger:
                 await limiter.settle(reservation, tokens)
         except Exception as exc:  # the limiter's store being down must not fail a finished call
             log.warning("client rate limit settle failed: %s", type(exc).__name__)
+
+    async def _settle_spend(self, spend: CallSpend, status: int) -> None:
+        """The budget's hold settles to the row's cost (spending.settled_usd)."""
+        delivered = status == 200 or self.call.first_token_at is not None
+        try:
+            await spend.settle(settled_usd(self.call.deployment, self.call.usage, self.cost(), delivered))
+        except Exception as exc:  # the ledger's store being down must not fail a finished call
+            log.warning("spend budget settle failed: %s", type(exc).__name__)
 
 
 def _log_line(record: CallRecord) -> None:
