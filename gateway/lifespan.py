@@ -106,13 +106,14 @@ def build_limiter(settings: Settings, redis: Redis | None, fleet: Fleet | None =
     return FailoverRateLimiter(shared, fleet.link, fail_closed=settings.redis_fail_closed)
 
 
-def build_stream_cap(settings: Settings, redis: Redis | None) -> StreamCap:
+def build_stream_cap(settings: Settings, redis: Redis | None, fleet: Fleet | None = None) -> StreamCap:
     """Shared through Redis when REDIS_URL is set and a limit is configured, else this worker's own count."""
     limit = settings.max_streams_per_client
     if redis is None or not limit:
         return LocalStreamCap(limit)
     # a stream's slot is leased for the longest a call may run, so a dead worker's slots come back by then
-    return RedisStreamCap(limit, redis, settings.rate_limit_prefix, settings.deadline + 60.0)
+    link = fleet.link if fleet is not None else None
+    return RedisStreamCap(limit, redis, settings.rate_limit_prefix, settings.deadline + 60.0, link=link)
 
 
 @asynccontextmanager
@@ -141,7 +142,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     breakers = BreakerBoard(replace(settings.breaker, retry_after_cap=settings.retry_after_cap))
     guards = Guards(breakers, limiter)
     guards.fleet = fleet
-    stream_cap = build_stream_cap(settings, redis)
+    stream_cap = build_stream_cap(settings, redis, fleet)
     events = EventHub()
     state = DeploymentState(manager, transport, guards, metrics, events, fleet)
     guards.on_state = state.circuit_changed

@@ -2,9 +2,9 @@
 
 Up, shared parts use Redis; down, they skip it and run on this process's own state (fail open) without waiting on
 a dead socket per call. The first failure is logged once, `on_change(False)` lets a gauge and `/health` say so, and
-a background loop pings every `retry_s` until Redis answers; then `on_change(True)` and every `on_resume` callback
-run (a subscriber resubscribes, boards re-read the latest state). While up, a heartbeat ping every `retry_s`
-notices an outage even when no call is running.
+a background loop pings every `retry_s` until Redis answers; then `on_change(True)`, and the shared parts use Redis
+again (the board's subscriber resubscribes and re-reads the latest state by itself). While up, a heartbeat ping
+every `retry_s` notices an outage even when no call is running.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -37,14 +37,9 @@ class SharedLink:
         self.redis, self.prefix, self.retry_s = redis, prefix, retry_s
         self.up = False
         self._on_change = on_change
-        self._resume: list[Callable[[], Awaitable[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._reported = False  # the outage was logged; the next one is logged again after a recovery
-
-    def on_resume(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run `callback` each time Redis comes back (and at the first successful connection)."""
-        self._resume.append(callback)
 
     @property
     def status(self) -> str:
@@ -85,12 +80,6 @@ class SharedLink:
             return
         if not self.up:
             self._set(True, "")
-            for callback in self._resume:
-                try:
-                    await callback()
-                except REDIS_ERRORS as exc:  # down again already: the next ping finds it
-                    self.failed(exc, "resume")
-                    return
 
     def _set(self, up: bool, why: str) -> None:
         self.up = up
