@@ -19,7 +19,9 @@ from aiohttp import web
 from tests.integration.limits.test_multiprocess import REDIS_URL
 from tests.integration.limits.test_multiprocess import redis_prefix as redis_prefix
 from tests.support.gateway import ProcessGateway, base_env, free_port, write_config
+from tests.integration.routing.hybrid import hybrid_config
 from tests.support.upstream import FakeUpstream
+from tests.support.vllm_twin import TwinSpec, VllmTwin
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -273,3 +275,22 @@ def test_one_process_without_redis_says_nothing_of_shared_state(tmp_path: Path) 
         assert shared_up(gw.url) is None
         output = gw.stop()
     assert "REDIS_URL" not in output
+
+
+def test_the_engine_load_page_is_scraped_once_for_the_fleet_and_read_by_every_process(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    with VllmTwin.in_thread("gpu-a", TwinSpec(model="tiny-llama")) as twin, FakeUpstream.in_thread("cloud") as cloud:
+        models, routing = hybrid_config([twin], [cloud], scrape_interval=0.1, scrape_timeout=0.1)
+        env, other = pair_env(tmp_path, models, routing, REDIS_URL=REDIS_URL, RATE_LIMIT_PREFIX=redis_prefix)
+        with ProcessGateway(env) as one, ProcessGateway(other) as two:
+            time.sleep(0.5)
+            before = twin.scrapes
+            time.sleep(2.0)
+            scrapes = twin.scrapes - before
+            assert 12 <= scrapes <= 26, scrapes  # ~20 for one scraper at 0.1 s, not ~40 for two processes
+            twin.override(waiting=5)
+            gauge = 'gateway_deployment_load{deployment="gpu-a",signal="waiting"} 5.0'
+            for url in (one.url, two.url):
+                took = wait_until(lambda u=url: gauge in httpx.get(f"{u}/metrics", timeout=5).text, 3.0)
+                assert took is not None, url
