@@ -18,8 +18,8 @@ from aiohttp import web
 
 from tests.integration.limits.test_multiprocess import REDIS_URL
 from tests.integration.limits.test_multiprocess import redis_prefix as redis_prefix
-from tests.support.gateway import ProcessGateway, base_env, free_port, write_config
 from tests.integration.routing.hybrid import hybrid_config
+from tests.support.gateway import ProcessGateway, base_env, free_port, write_config
 from tests.support.upstream import FakeUpstream
 from tests.support.vllm_twin import TwinSpec, VllmTwin
 
