@@ -294,3 +294,31 @@ def test_the_engine_load_page_is_scraped_once_for_the_fleet_and_read_by_every_pr
             for url in (one.url, two.url):
                 took = wait_until(lambda u=url: gauge in httpx.get(f"{u}/metrics", timeout=5).text, 3.0)
                 assert took is not None, url
+
+
+def test_a_half_open_circuit_sends_one_trial_for_the_whole_fleet(tmp_path: Path, redis_prefix: str) -> None:
+    with CountingUpstream.in_thread("a", {"status": 500}) as up:
+        models = {"models": [{"id": "m", "route": [vllm(up, health_path="none")]}]}
+        env, other = pair_env(
+            tmp_path,
+            models,
+            {"health_check": 0},
+            REDIS_URL=REDIS_URL,
+            RATE_LIMIT_PREFIX=redis_prefix,
+            CIRCUIT_FAILURE_THRESHOLD="1",
+            CIRCUIT_COOLDOWN_SECONDS="1",
+            ROUTER_MAX_ATTEMPTS="1",
+        )
+        with ProcessGateway(env) as one, ProcessGateway(other) as two:
+            assert chat(one.url).status_code == 502
+            assert wait_until(lambda: row(two.url)["circuit"] == "open", 2.0) is not None
+            up.behaviour = {"delay_headers": 2.0}  # recovered, and slow enough for every call to meet the trial
+            time.sleep(1.3)  # the cooldown is over in both processes
+            sent = up.count
+            urls = [one.url, two.url] * 3
+            with concurrent.futures.ThreadPoolExecutor(6) as pool:
+                codes = list(pool.map(lambda u: chat(u).status_code, urls))
+            assert up.count - sent == 1, codes  # one trial, not one per process
+            assert up.peak == 1
+            assert sorted(codes) == [200, 503, 503, 503, 503, 503]
+            assert wait_until(lambda: row(one.url)["circuit"] == "closed" == row(two.url)["circuit"], 2.0)
