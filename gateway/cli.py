@@ -12,6 +12,28 @@ from gateway.settings import Settings, SettingsError
 from routing.config.schema import ConfigError
 
 
+def per_worker_warning(workers: int, settings: Settings) -> str:
+    """What multiplies when several workers run without REDIS_URL ("" when nothing does)."""
+    if workers <= 1 or settings.redis_url:
+        return ""
+    from routing.config.load import load_config
+
+    example = ""
+    try:
+        config = load_config(settings.models_path, settings.routing_path, settings.env)
+        caps = [(d.max_concurrent, d.key) for m in config.models for d in m.deployments if d.max_concurrent]
+        if caps:
+            cap, key = max(caps)
+            example = f"; e.g. {key} max_concurrent: {cap} admits {cap * workers} calls"
+    except ConfigError:
+        pass  # the workers say what is wrong with it
+    return (
+        f"{workers} workers and no REDIS_URL: max_concurrent, rate limits, stream caps, circuits and health are "
+        f"per worker, so every limit and cap admits up to {workers}x what is configured{example}. "
+        "Set REDIS_URL to share them"
+    )
+
+
 def check_config(settings: Settings) -> int:
     from routing.config.load import load_config
     from routing.local_first import explain
@@ -116,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers or server.workers
     if wants_multiprocess_metrics(workers):
         use_multiprocess_metrics()
+    warning = per_worker_warning(workers, settings)
+    if warning:
+        import logging
+
+        logging.getLogger("gateway").warning("%s", warning)
     # the workers build their settings from the environment: they must know the address they listen on
     os.environ["HOST"] = args.host or server.host
     return run_server(

@@ -32,6 +32,8 @@ from routing.limits.spend_redis import RedisSpendLedger
 from routing.limits.streams import LocalStreamCap, RedisStreamCap, StreamCap
 from routing.load_board import LoadBoard
 from routing.manager import RoutingManager
+from routing.shared.fleet import Fleet, shared_redis
+from routing.shared.ratelimit import FailoverRateLimiter
 from routing.strategies import Observed
 from routing.upstream.transport import HttpTransport
 
@@ -59,6 +61,7 @@ class Services:
     responses: ResponseStore | None = None  # /v1/responses' stored responses
     recent: RecentCalls = field(default_factory=RecentCalls)  # the dashboard's last minutes of calls
     spend: SpendLedger | None = None  # the spend budgets' ledger; None when no key has a budget
+    fleet: Fleet | None = None  # state shared with the other workers and replicas (REDIS_URL)
 
     @property
     def config(self) -> GatewayConfig:
@@ -93,15 +96,19 @@ def report_config(config: GatewayConfig) -> None:
     log.info("serving %d model(s): %s", len(served), ", ".join(served) or "none")
 
 
-def build_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
+def build_limiter(settings: Settings, redis: Redis | None, fleet: Fleet | None = None) -> RateLimiter:
     """Redis when REDIS_URL is set (shared by every worker and replica), else in this process.
 
-    A Redis outage fails open (admits, with a warning): the limits protect upstream quotas, and refusing every
-    call because the counter store is down would be the worse outage.
+    A Redis outage fails open by default: each process then limits on its own (the limits protect upstream quotas,
+    and refusing every call because the counter store is down would be the worse outage); REDIS_FAIL=closed
+    refuses calls under a limit instead (routing/shared/ratelimit.py).
     """
     if redis is None:
         return InProcessRateLimiter()
-    return RedisRateLimiter(redis, prefix=settings.rate_limit_prefix, fail_open=True)
+    if fleet is None:
+        return RedisRateLimiter(redis, prefix=settings.rate_limit_prefix, fail_open=True)
+    shared = RedisRateLimiter(redis, prefix=settings.rate_limit_prefix, fail_open=False)
+    return FailoverRateLimiter(shared, fleet.link, fail_closed=settings.redis_fail_closed)
 
 
 def build_spend_ledger(settings: Settings, redis: Redis | None) -> SpendLedger | None:
@@ -114,13 +121,14 @@ def build_spend_ledger(settings: Settings, redis: Redis | None) -> SpendLedger |
     return RedisSpendLedger(redis, prefix=settings.rate_limit_prefix, fail_open=True)
 
 
-def build_stream_cap(settings: Settings, redis: Redis | None) -> StreamCap:
+def build_stream_cap(settings: Settings, redis: Redis | None, fleet: Fleet | None = None) -> StreamCap:
     """Shared through Redis when REDIS_URL is set and a limit is configured, else this worker's own count."""
     limit = settings.max_streams_per_client
     if redis is None or not limit:
         return LocalStreamCap(limit)
     # a stream's slot is leased for the longest a call may run, so a dead worker's slots come back by then
-    return RedisStreamCap(limit, redis, settings.rate_limit_prefix, settings.deadline + 60.0)
+    link = fleet.link if fleet is not None else None
+    return RedisStreamCap(limit, redis, settings.rate_limit_prefix, settings.deadline + 60.0, link=link)
 
 
 @asynccontextmanager
@@ -133,14 +141,26 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     await transport.start()
     call_log = build_call_log(settings.storage)
     metrics = Metrics()
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None  # one pool for limits and streams
-    limiter = build_limiter(settings, redis)
+    # one pool for limits, streams and the rest of the shared state
+    redis = shared_redis(settings.redis_url) if settings.redis_url else None
+    fleet: Fleet | None = None
+    state: DeploymentState | None = None
+    if redis is not None:
+        fleet = Fleet(
+            redis,
+            settings.redis_url,
+            f"{settings.rate_limit_prefix}:shared",
+            lambda: state.shared_subjects() if state is not None else (),
+            on_change=metrics.set_shared_state,
+        )
+    limiter = build_limiter(settings, redis, fleet)
     spend = build_spend_ledger(settings, redis)
     breakers = BreakerBoard(replace(settings.breaker, retry_after_cap=settings.retry_after_cap))
     guards = Guards(breakers, limiter)
-    stream_cap = build_stream_cap(settings, redis)
+    guards.fleet = fleet
+    stream_cap = build_stream_cap(settings, redis, fleet)
     events = EventHub()
-    state = DeploymentState(manager, transport, guards, metrics, events)
+    state = DeploymentState(manager, transport, guards, metrics, events, fleet)
     guards.on_state = state.circuit_changed
     responses = ResponseStore(settings.storage)
     board = LoadBoard(
@@ -152,6 +172,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     )
     try:
         await call_log.start()
+        if fleet is not None:
+            await fleet.start()  # before the probes: they ask it who leads
         await state.start()
         executor = Executor(
             transport,
@@ -193,9 +215,12 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             responses=responses,
             board=board,
             spend=spend,
+            fleet=fleet,
         )
     finally:
         await state.close()
+        if fleet is not None:
+            await fleet.close()
         await responses.close()
         await call_log.close()
         await limiter.close()

@@ -75,6 +75,7 @@ class _Env(EnvGroup):
     client_rpm: int = Field(0, alias="CLIENT_RPM", ge=0)
     client_tpm: int = Field(0, alias="CLIENT_TPM", ge=0)
     redis_url: str = Field("", alias="REDIS_URL")
+    redis_fail: Literal["open", "closed"] = Field("open", alias="REDIS_FAIL")
     rate_limit_prefix: str = Field("gw:rl", alias="RATE_LIMIT_PREFIX")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "text"] = Field("json", alias="LOG_FORMAT")
@@ -104,7 +105,7 @@ class _Env(EnvGroup):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "redis_fail", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -163,6 +164,7 @@ class Settings:
     client_tpm: int = 0
     queue_timeout: float = 5.0
     redis_url: str = ""
+    redis_fail_closed: bool = False  # REDIS_FAIL=closed: rate limits refuse (503) while Redis is unreachable
     rate_limit_prefix: str = "gw:rl"
     log_level: str = "INFO"
     log_format: str = "json"
@@ -223,6 +225,7 @@ class Settings:
             client_tpm=e.client_tpm,
             queue_timeout=e.queue_timeout,
             redis_url=e.redis_url,
+            redis_fail_closed=e.redis_fail == "closed",
             rate_limit_prefix=e.rate_limit_prefix,
             log_level=e.log_level,
             log_format=e.log_format,

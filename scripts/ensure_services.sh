@@ -5,7 +5,7 @@ set -u
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Debian packages some tests drive (command -> package): installed when missing and apt can, never started here.
-for pair in nginx:nginx-light prometheus:prometheus promtool:prometheus chromium:chromium; do
+for pair in nginx:nginx-light redis-server:redis-server prometheus:prometheus promtool:prometheus chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null 2>&1 && continue
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${pair#*:}"

@@ -65,9 +65,11 @@ def health_report(services: Services) -> tuple[int, dict[str, Any]]:
             "deployments_available": can_serve,
             "deployments": rows,
         }
+    fleet = services.fleet
+    shared = "not configured" if fleet is None else fleet.link.status
     if servable_models == 0:
         status, code = "unhealthy", 503
-    elif healthy_count < total:
+    elif healthy_count < total or (fleet is not None and not fleet.up):
         status, code = "degraded", 200
     else:
         status, code = "healthy", 200
@@ -84,6 +86,8 @@ def health_report(services: Services) -> tuple[int, dict[str, Any]]:
         "disabled_deployments": disabled,
         "models": models,
         "call_log": {"backend": services.call_log.backend, **services.call_log.counters()},
+        # Redis shared by every worker and replica (REDIS_URL): "ok", or "degraded: shared state unavailable"
+        "shared_state": shared,
     }
     if code == 503:
         body["reason"] = (

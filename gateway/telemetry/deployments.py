@@ -2,6 +2,10 @@
 
 Health flips go straight into the RoutingManager (weight 0 and renormalise), so /routing shows them at
 once; circuit state is consulted per call by the executor and shown beside the weights.
+
+With a `Fleet` (REDIS_URL) each deployment is probed and each metrics page scraped by one elected process, whose
+results every process applies (`fleet.board` kinds "probe" and "scrape"), and circuit news from other processes
+("circuit") is applied to this process's breakers: see routing/shared.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.telemetry.events import EventHub
@@ -18,8 +23,9 @@ from routing.config.schema import DeploymentConfig
 from routing.limits.admission import Guards
 from routing.load import ScrapeState
 from routing.manager import RoutingManager
+from routing.shared.fleet import Fleet
 from routing.upstream.health import HealthMonitor, probe_targets
-from routing.upstream.scrape import Scraper, scrape_targets
+from routing.upstream.scrape import Reading, Scraper, ScrapeTarget, scrape_targets
 from routing.upstream.transport import HttpTransport
 
 log = logging.getLogger("gateway.health")
@@ -29,7 +35,13 @@ class DeploymentState:
     """Owns the health monitor and reports health and circuit changes to routing and metrics."""
 
     def __init__(
-        self, manager: RoutingManager, transport: HttpTransport, guards: Guards, metrics: Metrics, events: EventHub
+        self,
+        manager: RoutingManager,
+        transport: HttpTransport,
+        guards: Guards,
+        metrics: Metrics,
+        events: EventHub,
+        fleet: Fleet | None = None,
     ) -> None:
         self.manager, self.transport, self.guards, self.metrics, self.events = (
             manager,
@@ -41,6 +53,41 @@ class DeploymentState:
         self.monitor: HealthMonitor | None = None
         self.scraper: Scraper | None = None
         self._restart: asyncio.Task[None] | None = None
+        self.fleet = fleet
+        if fleet is not None:
+            fleet.board.on("circuit", self._fleet_circuit)
+            fleet.board.on("probe", self._fleet_probe)
+            fleet.board.on("scrape", self._fleet_scrape)
+
+    def shared_subjects(self) -> list[str]:
+        """What this process reads from the fleet's board: its deployments and its scraped pages."""
+        subjects = [d.key for d in self.manager.deployments()]
+        if self.scraper is not None:
+            subjects += [t.subject for t in self.scraper.targets]
+        return subjects
+
+    def _fleet_circuit(self, key: str, message: dict[str, Any]) -> None:
+        if self.guards.adopt_circuit(key, message):
+            self.circuit_changed(key)
+
+    def _fleet_probe(self, key: str, message: dict[str, Any]) -> None:
+        if self.monitor is not None:
+            self.monitor.apply(key, bool(message.get("ok")), str(message.get("detail", "")), float(message["at"]))
+
+    def _fleet_scrape(self, subject: str, message: dict[str, Any]) -> None:
+        readings = message.get("readings")
+        if self.scraper is not None and isinstance(readings, dict):
+            self.scraper.apply(subject, {k: (str(v[0]), dict(v[1])) for k, v in readings.items()})
+
+    def _publish_probe(self, key: str, ok: bool, detail: str, at: float) -> None:
+        if self.fleet is not None and self.monitor is not None:
+            target = self.monitor.targets[key]
+            self.fleet.board.publish("probe", key, {"ok": ok, "detail": detail, "at": at}, 2 * target.interval + 5)
+
+    def _publish_scrape(self, target: ScrapeTarget, readings: Mapping[str, Reading]) -> None:
+        if self.fleet is not None and self.scraper is not None:
+            data = {"readings": {k: [e, s] for k, (e, s) in readings.items()}}
+            self.fleet.board.publish("scrape", target.subject, data, 2 * self.scraper.interval + 5)
 
     def _deployment(self, key: str) -> DeploymentConfig | None:
         for dep in self.manager.deployments():
@@ -55,8 +102,14 @@ class DeploymentState:
         routing = self.manager.config.routing
         targets = probe_targets(self.manager.deployments(), routing.health_check, routing.timeout or 5.0)
         if targets:
+            fleet = self.fleet
             self.monitor = HealthMonitor(
-                self.transport.get, targets, on_change=self._health_changed, on_pass=self._probe_passed
+                self.transport.get,
+                targets,
+                on_change=self._health_changed,
+                on_pass=self._probe_passed,
+                elect=fleet.leader.lead if fleet is not None else None,
+                on_result=self._publish_probe if fleet is not None else None,
             )
             if previous is not None:
                 self.monitor.carry_over(previous)
@@ -96,6 +149,8 @@ class DeploymentState:
             lf.scrape_timeout,
             self.guards.in_flight,
             on_scrape=self._scraped,
+            elect=self.fleet.leader.lead if self.fleet is not None else None,
+            on_result=self._publish_scrape if self.fleet is not None else None,
         )
         if previous is not None:
             self.scraper.carry_over(previous)

@@ -127,6 +127,7 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=r,
         )
+        self._shared_up: Gauge | None = None  # made at the first report: absent without REDIS_URL
         self._call_log = {
             key: Gauge(f"gateway_call_log_{key}", doc, multiprocess_mode=mode, registry=r)
             for key, (doc, mode) in CALL_LOG_GAUGES.items()
@@ -186,6 +187,17 @@ class Metrics:
             raise ValueError(f"unknown circuit state {circuit!r}; expected one of {sorted(CIRCUIT_STATES)}") from None
         self._healthy.labels(model, deployment).set(1 if healthy else 0)
         self._circuit.labels(model, deployment).set(state)
+
+    def set_shared_state(self, up: bool) -> None:
+        """Whether this worker reaches the shared-state Redis (0 while any live worker does not)."""
+        if self._shared_up is None:
+            self._shared_up = Gauge(
+                "gateway_shared_state_up",
+                "1 when the shared-state Redis (REDIS_URL) answers; 0 while workers run on their own state",
+                multiprocess_mode="livemin",
+                registry=self._registry,
+            )
+        self._shared_up.set(1 if up else 0)
 
     def rate_limited(self, scope: str, model: str) -> None:
         """Count one refusal by a gateway limit; `scope` is e.g. deployment, model or client; `model` is configured."""

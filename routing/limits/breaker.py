@@ -170,6 +170,24 @@ class CircuitBreaker:
         if until > self.blocked_until:
             self.blocked_until, self.blocked_status = until, status
 
+    def adopt_open(self, now: float, cooldown: float, trips: int) -> bool:
+        """Another process of the fleet opened this circuit: open here too for the `cooldown` left. True when the
+        state changed."""
+        changed = self.status != "open"
+        self.status, self.opened_at, self.trial_started = "open", now, None
+        self.until = now + max(0.0, cooldown)
+        self.trips = max(self.trips, trips)
+        return changed
+
+    def adopt_closed(self, now: float) -> bool:
+        """Another process's trial closed this circuit: closed here too. True when the state changed."""
+        if self.status == "closed":
+            return False
+        self.status, self.opened_at, self.until, self.trial_started = "closed", None, None, None
+        self.consecutive, self.closed_at = 0, now
+        self.buckets.clear()
+        return True
+
     def _should_trip(self, now: float) -> bool:
         if self.consecutive >= self.config.consecutive_failures:
             return True
@@ -257,6 +275,13 @@ class BreakerBoard:
         """The deployment's health probe passed: an open circuit gets its trial at once (see CircuitBreaker)."""
         breaker = self._breakers.get(key)
         return breaker is not None and breaker.probe_passed()
+
+    def adopt(self, key: str, status: BreakerStatus, now: float, cooldown: float = 0.0, trips: int = 1) -> bool:
+        """Take the fleet's word for a circuit (`open` for `cooldown` more seconds, or `closed`); True on a change."""
+        breaker = self._get(key, now)
+        if status == "open":
+            return breaker.adopt_open(now, cooldown, trips)
+        return breaker.adopt_closed(now) if status == "closed" else False
 
     def release(self, key: str) -> None:
         """Give back a held half_open trial without a verdict (the call was cancelled)."""

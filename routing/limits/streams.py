@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from routing.shared.link import REDIS_ERRORS, SharedLink
 
 log = logging.getLogger("routing.limits.streams")
 
@@ -85,8 +86,16 @@ class LocalStreamCap:
 class RedisStreamCap:
     """Counted in Redis for every worker and replica. A Redis outage admits (fails open) with a warning."""
 
-    def __init__(self, limit: int, redis: Redis, prefix: str, lease_s: float, owns_client: bool = False) -> None:
-        self.limit = limit
+    def __init__(
+        self,
+        limit: int,
+        redis: Redis,
+        prefix: str,
+        lease_s: float,
+        owns_client: bool = False,
+        link: SharedLink | None = None,
+    ) -> None:
+        self.limit, self._link = limit, link  # with a link, an outage is its to report, and Redis is skipped meanwhile
         self._redis, self._prefix, self._owns = redis, prefix, owns_client
         self._lease_ms = max(1, int(lease_s * 1000))
         self._acquire = redis.register_script(ACQUIRE_LUA)
@@ -95,10 +104,16 @@ class RedisStreamCap:
     async def acquire(self, client: str) -> Lease | None:
         if not self.limit:
             return Lease(client)
+        link = self._link
+        if link is not None and not link.up:
+            return Lease(client)
         member = uuid.uuid4().hex
         try:
             admitted = await self._acquire(keys=[self._key(client)], args=[self.limit, member, self._lease_ms])
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
+            if link is not None:
+                link.failed(exc, "stream cap")
+                return Lease(client)
             log.warning("stream cap: Redis unavailable (%s); admitting without a shared count", type(exc).__name__)
             return Lease(client)
         return Lease(client, member, shared=True) if admitted else None
@@ -113,7 +128,10 @@ class RedisStreamCap:
     async def _release(self, lease: Lease) -> None:
         try:
             await self._redis.zrem(self._key(lease.client), lease.member)
-        except RedisError as exc:  # the lease expires on its own
+        except REDIS_ERRORS as exc:  # the lease expires on its own
+            if self._link is not None:
+                self._link.failed(exc, "stream cap")
+                return
             log.warning("stream cap: release failed (%s); the slot frees at its lease end", type(exc).__name__)
 
     async def close(self) -> None:

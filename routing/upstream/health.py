@@ -7,6 +7,10 @@ A deployment turns unhealthy after `unhealthy_after` consecutive failed probes (
 not pull it) and healthy again after `healthy_after` consecutive successes (default 1). Until its first probe
 completes it counts as healthy, with status "unknown"; after a config reload a deployment probed at the same URL
 keeps its known state (`carry_over`). Keys never appear in URLs shown, logs or errors.
+
+Across a fleet (`elect` and `on_result`, from routing/shared): before each probe a process asks to lead that
+deployment's probing; the leader probes and publishes the result, the others skip the probe and `apply` the
+leader's results as they arrive, so the fleet probes each deployment once per interval and all agree on its health.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ log = logging.getLogger(__name__)
 HealthStatus = Literal["unknown", "healthy", "unhealthy"]
 OnChange = Callable[[str, bool, str], Awaitable[None] | None]
 OnPass = Callable[[str], None]
+Elect = Callable[[str, float], Awaitable[bool]]
+OnResult = Callable[[str, bool, str, float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,13 +183,18 @@ class HealthMonitor:
         on_pass: OnPass | None = None,
         policy: HealthPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        elect: Elect | None = None,
+        on_result: OnResult | None = None,
     ) -> None:
         self._get = get
+        self._elect, self._on_result = elect, on_result
+        self.probes = 0  # probes this process made (the others' results came through `apply`)
         self.targets = {t.key: t for t in targets}
         self._on_change, self._on_pass = on_change, on_pass
         self.tracker = HealthTracker(policy)
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
+        self._applying: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
 
     def carry_over(self, previous: HealthMonitor) -> None:
@@ -213,7 +224,10 @@ class HealthMonitor:
         # fires can be taken for that timeout.
         while not self._stop.is_set():
             try:
-                await self.check(target.key)
+                # the lease outlives two intervals: a leader that died is replaced within about that long
+                lease = 2 * target.interval + target.timeout
+                if self._elect is None or await self._elect(f"probe:{target.key}", lease):
+                    await self.check(target.key)
             except asyncio.CancelledError:
                 raise
             except Exception:  # task boundary: one bad probe or callback must not end the loop
@@ -223,9 +237,25 @@ class HealthMonitor:
 
     async def check(self, key: str) -> bool:
         """Probe one deployment now, record the result, and notify on a flip; returns the probe's outcome."""
+        ok, detail = await self._probe(self.targets[key])
+        self.probes += 1
+        now = self._clock()
+        if self._on_result is not None:
+            self._on_result(key, ok, detail, now)
+        await self._record(key, ok, detail, now)
+        return ok
+
+    def apply(self, key: str, ok: bool, detail: str, at: float) -> None:
+        """Another process's probe result for `key` (its leader's): recorded as if probed here."""
+        if key not in self.targets:
+            return
+        task = asyncio.get_running_loop().create_task(self._record(key, ok, detail, at))
+        self._applying.add(task)
+        task.add_done_callback(self._applying.discard)
+
+    async def _record(self, key: str, ok: bool, detail: str, now: float) -> None:
         target = self.targets[key]
-        ok, detail = await self._probe(target)
-        changed = self.tracker.record_probe(key, ok, self._clock(), detail)
+        changed = self.tracker.record_probe(key, ok, now, detail)
         if ok and self._on_pass is not None:
             self._on_pass(key)  # every pass, not only a flip: an open circuit may wait for it
         if changed:
@@ -242,7 +272,6 @@ class HealthMonitor:
                 result = self._on_change(key, healthy, detail)
                 if inspect.isawaitable(result):
                     await result
-        return ok
 
     async def check_all(self) -> None:
         """Probe every target once, concurrently."""

@@ -4,15 +4,20 @@ pool (`HttpTransport.get`, as health probes do), with a short timeout, in a back
 Several models served by one engine share its page: it is fetched once and read per deployment, for the series of
 that deployment's upstream model. A failed, slow or unreadable scrape is recorded as such (the load model then
 counts the deployment's load as unknown); it never leaves the last good figures looking current.
+
+Across a fleet (`elect` and `on_result`, from routing/shared), each page is fetched by one elected process per
+interval, which publishes what it read (per deployment: the load series or the error); the others `apply` that as
+if they had fetched it, adding their own in-flight counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from routing.config.schema import DeploymentConfig
@@ -26,6 +31,10 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE_BYTES = 8 * 1024 * 1024  # a vLLM page is ~100 KB; a runaway one must not be read without bound
 
+Reading = tuple[str, dict[str, float]]  # (error, load series) of one deployment read from a page
+Elect = Callable[[str, float], Awaitable[bool]]
+OnResult = Callable[["ScrapeTarget", Mapping[str, Reading]], None]
+
 
 @dataclass(frozen=True, slots=True)
 class ScrapeTarget:
@@ -34,6 +43,11 @@ class ScrapeTarget:
     url: str = field(repr=False)
     display_url: str
     deployments: tuple[DeploymentConfig, ...]
+
+    @property
+    def subject(self) -> str:
+        """The page's name in shared state: a digest, since a metrics URL may hold a credential."""
+        return hashlib.sha256(self.url.encode()).hexdigest()[:16]
 
 
 def scrape_targets(deployments: Sequence[DeploymentConfig]) -> list[ScrapeTarget]:
@@ -61,7 +75,11 @@ class Scraper:
         in_flight: Callable[[str], int],
         on_scrape: Callable[[DeploymentConfig, ScrapeState], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        elect: Elect | None = None,
+        on_result: OnResult | None = None,
     ) -> None:
+        self._elect, self._on_result = elect, on_result
+        self.fetches = 0  # pages this process fetched (the others' readings came through `apply`)
         self._get, self.targets, self.interval, self.timeout = get, list(targets), interval, timeout
         self._in_flight, self._on_scrape, self._clock = in_flight, on_scrape, clock
         self.states: dict[str, ScrapeState] = {}
@@ -97,7 +115,9 @@ class Scraper:
         while not self._stop.is_set():
             began = self._clock()
             try:
-                await self.scrape(target)
+                lease = 2 * self.interval + self.timeout
+                if self._elect is None or await self._elect(f"scrape:{target.subject}", lease):
+                    await self.scrape(target)
             except asyncio.CancelledError:
                 raise
             except Exception:  # task boundary: one bad page or callback must not end the loop
@@ -118,27 +138,46 @@ class Scraper:
                 text = body.decode("utf-8", "replace")
         except UpstreamError as exc:  # secret-free: it never holds the URL
             error = exc.message
+        self.fetches += 1
         now = self._clock()
+        readings = {dep.key: read_page(dep, error, text) for dep in target.deployments}
+        if self._on_result is not None:
+            self._on_result(target, readings)
         for dep in target.deployments:
-            self._record(dep, error, text, started, now)
+            self._record(dep, *readings[dep.key], started, now)
 
-    def _record(self, dep: DeploymentConfig, error: str, text: str, started: float, now: float) -> None:
+    def apply(self, subject: str, readings: Mapping[str, Reading]) -> None:
+        """Another process's reading of the page `subject` (its elected scraper's), recorded as if fetched here."""
+        now = self._clock()
+        for target in self.targets:
+            if target.subject == subject:
+                for dep in target.deployments:
+                    if dep.key in readings:
+                        self._record(dep, *readings[dep.key], now, now)
+
+    def _record(self, dep: DeploymentConfig, error: str, signals: dict[str, float], started: float, now: float) -> None:
         old = self.states.get(dep.key, ScrapeState())
-        state = ScrapeState(old.sample, error, started, old.capacity)
-        if not error:
-            try:
-                signals = parse_signals(text, dep.engine, dep.provider_model_id)
-            except ValueError as exc:
-                signals, error = {}, f"unreadable metrics page: {str(exc)[:80]}"
-            if not error and "waiting" not in signals and "kv_usage" not in signals:
-                error = f"no {dep.engine} load series for model {dep.provider_model_id!r}"
-            if error:
-                state = ScrapeState(old.sample, error, started, old.capacity)
-            else:
-                sample = sample_of(signals, now, self._in_flight(dep.key))
-                state = ScrapeState(sample, "", started, learned_capacity(old.capacity, sample))
+        if error:
+            state = ScrapeState(old.sample, error, started, old.capacity)
+        else:
+            sample = sample_of(signals, now, self._in_flight(dep.key))
+            state = ScrapeState(sample, "", started, learned_capacity(old.capacity, sample))
         if state.error and not old.error:
             log.warning("metrics of %s unavailable: %s; routing on in-flight counts", dep.key, state.error)
         self.states[dep.key] = state
         if self._on_scrape is not None:
             self._on_scrape(dep, state)
+
+
+def read_page(dep: DeploymentConfig, error: str, text: str) -> Reading:
+    """(error, load series) of `dep` from its engine's metrics page (pure): the fetch's error, a parse error, or the
+    series of the deployment's upstream model."""
+    if error:
+        return error, {}
+    try:
+        signals = parse_signals(text, dep.engine, dep.provider_model_id)
+    except ValueError as exc:
+        return f"unreadable metrics page: {str(exc)[:80]}", {}
+    if "waiting" not in signals and "kv_usage" not in signals:
+        return f"no {dep.engine} load series for model {dep.provider_model_id!r}", {}
+    return "", dict(signals)

@@ -2,7 +2,7 @@
 
 - dependency direction `gateway -> routing -> adapters`; adapters import nothing of ours;
 - inside routing: `config` is a leaf (adapters only), `limits` and `upstream` never reach into the decision
-  core (manager, executor, strategies, selection, stream) nor into each other;
+  core (manager, executor, strategies, selection, stream) nor into each other; `shared` (Redis) neither;
 - inside gateway: `calllog` is a leaf, `telemetry` never imports a surface, the surfaces (`openai`, `beacon`,
   `ops`) never import each other, and only the composition root (app, cli) imports the surfaces;
 - only gateway imports starlette; only routing/upstream opens sockets (ssl, httptools, client libraries);
@@ -30,6 +30,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "routing.config": ("routing.limits", "routing.upstream", *CORE, "routing.errors", "routing.call"),
     "routing.limits": ("routing.upstream", *CORE),
     "routing.upstream": ("routing.limits", *CORE),
+    "routing.shared": ("routing.upstream", *CORE),
     "gateway.calllog": ("gateway.telemetry", *SURFACES, "gateway.app", "gateway.lifespan", "gateway.settings"),
     "gateway.telemetry": (*SURFACES, "gateway.app", "gateway.lifespan"),
     "gateway.openai": ("gateway.beacon", "gateway.ops", "gateway.anthropic", "gateway.app"),
