@@ -99,10 +99,12 @@ def test_max_concurrent_holds_across_two_processes(
         urls = [one.url, two.url]
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             codes = list(pool.map(lambda i: chat(urls[i % 2]).status_code, range(8)))
-        leases = redis.Redis.from_url(REDIS_URL).zcard(f"{redis_prefix}:shared:inflight:m/a")
+        client = redis.Redis.from_url(REDIS_URL)
+        # a lease goes back in the background once its call has answered, so it may trail the answer a moment
+        returned = wait_until(lambda: client.zcard(f"{redis_prefix}:shared:inflight:m/a") == 0, 5.0)
     assert codes == [200] * 8  # the others waited for room (ROUTER_QUEUE_TIMEOUT), none was refused
     assert upstream.peak == 2  # never more than max_concurrent at the upstream, whichever process sent it
-    assert leases == 0  # every lease was given back
+    assert returned is not None  # every lease was given back
 
 
 def test_a_circuit_opened_by_one_process_is_avoided_by_the_other_within_a_second(
