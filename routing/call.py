@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routing.config.schema import DeploymentConfig
 from routing.transcript import Transcript
+
+if TYPE_CHECKING:
+    from routing.tracing import CallTrace
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,8 @@ class Call:
     priority: str = "normal"  # X-Priority: high, normal, low
     session: str = ""  # X-Session-Id / x-claude-code-session-id, for affinity
     routing_reason: str = ""  # why the serving deployment was chosen: weighted, local, affinity, spill:*, fallback
+    response_model: str = ""  # the `model` the serving upstream named in its answer
+    trace: CallTrace | None = None  # the call's spans, when the gateway traces (routing/tracing.py)
 
     def add_text(self, index: int, piece: str) -> None:
         transcript = self.texts.get(index)
@@ -98,3 +103,5 @@ class Call:
         self.attempts.append(
             Attempt(dep.name, dep.provider, outcome, status, (time.perf_counter() - began) * 1000, error)
         )
+        if self.trace is not None:
+            self.trace.attempt_ended(outcome, status)

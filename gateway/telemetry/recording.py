@@ -33,6 +33,7 @@ class ClientInfo:
     endpoint: str = "/v1/chat/completions"
     referer: str = ""
     title: str = ""
+    traceparent: str = ""  # the client's W3C trace context: the parent of the call's span, when tracing is on
 
 
 def usage_with_cost(call: Call, cost: float) -> dict[str, Any] | None:
