@@ -1,8 +1,9 @@
 """OpenTelemetry GenAI spans: one SERVER span per call, one CLIENT child span per upstream attempt.
 
 Names and attributes follow the GenAI semantic conventions: `{gen_ai.operation.name} {gen_ai.request.model}`,
-`gen_ai.provider.name`, `gen_ai.response.model`, `gen_ai.usage.*`, `gen_ai.response.time_to_first_chunk` (streams),
-`server.address` / `server.port` (attempts) and `error.type` (a status code, `timeout`, `cancelled` or `_OTHER`).
+`gen_ai.provider.name`, `gen_ai.request.stream`, `gen_ai.response.model`, `gen_ai.usage.*`,
+`gen_ai.response.time_to_first_chunk` (streams), `server.address` / `server.port` (attempts) and `error.type`
+(a status code, `timeout`, `cancelled` or `_OTHER`).
 The client's `traceparent` is the call span's parent; each attempt sends its own upstream. Spans are exported by
 the SDK's BatchSpanProcessor from its own thread: the event loop only creates and ends them. Error text is left
 out of attempt spans (upstream text may carry a secret); the call span's is the row's, with secrets masked.
@@ -55,6 +56,7 @@ PROVIDERS: Mapping[str, str] = {
 }
 _PROPAGATOR = TraceContextTextMapPropagator()
 _ERROR_TYPES = {"timeout": "timeout", "cancelled": "cancelled"}
+_W3C = frozenset({b"traceparent", b"tracestate"})  # ASGI header names are lowercase
 
 
 def provider_name(provider: str) -> str:
@@ -119,14 +121,17 @@ class CallSpans:
     def __init__(self, tracer: Tracer, call: Call, asked: str, client: ClientInfo) -> None:
         self.tracer, self.call = tracer, call
         self.operation = OPERATIONS.get(client.endpoint, "chat")
-        parent: Context | None = None
-        if client.traceparent:
-            parent = _PROPAGATOR.extract({"traceparent": client.traceparent}, Context())
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in client.raw_headers if k in _W3C}
+        parent = _PROPAGATOR.extract(carrier, Context()) if carrier else None
         self.span = tracer.start_span(
             f"{self.operation} {asked}",
             context=parent,
             kind=SpanKind.SERVER,
-            attributes={"gen_ai.operation.name": self.operation, "gen_ai.request.model": asked},
+            attributes={
+                "gen_ai.operation.name": self.operation,
+                "gen_ai.request.model": asked,
+                "gen_ai.request.stream": call.stream,
+            },
         )
         self.context = set_span_in_context(self.span, Context())
         self._attempt: Span | None = None
@@ -145,6 +150,7 @@ class CallSpans:
                 "gen_ai.operation.name": self.operation,
                 "gen_ai.provider.name": provider_name(dep.provider),
                 "gen_ai.request.model": dep.provider_model_id,
+                "gen_ai.request.stream": self.call.stream,
                 "gateway.deployment": dep.name,
                 **_server(dep.base_url),
             },

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -70,6 +71,7 @@ def test_a_non_streamed_call_and_its_attempt(gateway_factory: GatewayFactory, up
     assert call.attributes == {
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": "m",
+        "gen_ai.request.stream": False,
         "gen_ai.provider.name": "openai",
         "gen_ai.response.model": "m",
         "gen_ai.usage.input_tokens": usage.prompt_tokens,
@@ -82,6 +84,7 @@ def test_a_non_streamed_call_and_its_attempt(gateway_factory: GatewayFactory, up
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "upstream-a",
+        "gen_ai.request.stream": False,
         "gen_ai.response.model": "upstream-a",
         "gateway.deployment": "a",
         "server.address": "127.0.0.1",
@@ -107,6 +110,7 @@ def test_a_streamed_call_times_its_first_chunk(gateway_factory: GatewayFactory, 
     assert usage is not None
     call, (attempt,) = trace_of(receiver, 1)
     for span in (call, attempt):
+        assert span.attributes["gen_ai.request.stream"] is True
         assert 0.2 <= span.attributes["gen_ai.response.time_to_first_chunk"] < 5
         assert span.attributes["gen_ai.usage.output_tokens"] == usage.completion_tokens
         assert span.attributes["gen_ai.usage.input_tokens"] == usage.prompt_tokens
@@ -155,7 +159,7 @@ def test_the_clients_traceparent_is_honoured_and_propagated(
     parent = f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"
     for stream in (False, True):
         created: Any = client(gw.url).chat.completions.create(
-            model="m", messages=MESSAGES, stream=stream, extra_headers={"traceparent": parent}
+            model="m", messages=MESSAGES, stream=stream, extra_headers={"traceparent": parent, "tracestate": "k=v"}
         )
         if stream:
             list(created)
@@ -164,6 +168,7 @@ def test_the_clients_traceparent_is_honoured_and_propagated(
         trace_id, span_id = sent_traceparent(a)
         assert (trace_id, span_id) == (CLIENT_TRACE, attempt.span_id)
         assert span_id != CLIENT_SPAN  # the gateway's own hop, never the client's header passed on
+        assert a.requests[-1].headers["tracestate"] == "k=v"  # the client's vendor state rides along
         receiver.spans.clear()
 
 
@@ -181,6 +186,17 @@ def test_embeddings_and_legacy_completions_name_their_operation(
     client(gw.url).completions.create(model="m", prompt="Once upon a time")
     call, (attempt,) = trace_of(receiver, 1)
     assert (call.name, attempt.name) == ("text_completion m", "text_completion upstream-a")
+
+
+def test_anthropic_messages_share_the_hooks(gateway_factory: GatewayFactory, upstreams, receiver) -> None:
+    a, _ = upstreams
+    gw = gateway_factory(models(route(a)), **traced_env(receiver))
+    sdk = anthropic.Anthropic(base_url=gw.url, api_key="k", max_retries=0, timeout=20)
+    answer = sdk.messages.create(model="m", max_tokens=16, messages=MESSAGES)  # type: ignore[arg-type]
+    call, (attempt,) = trace_of(receiver, 1)
+    assert (call.name, attempt.name) == ("chat m", "chat upstream-a")
+    assert call.attributes["gen_ai.usage.output_tokens"] == answer.usage.output_tokens
+    assert sent_traceparent(a) == (call.trace_id, attempt.span_id)
 
 
 # what the gateway's tracing imports; redis-py 8 imports OpenTelemetry's *metrics* SDK by itself when installed
