@@ -20,6 +20,7 @@ from gateway.telemetry.events import EventHub
 from gateway.telemetry.ledger import Bookkeeper, ClientLimits
 from gateway.telemetry.metrics import Metrics, mark_worker_dead
 from gateway.telemetry.recent import RecentCalls
+from gateway.telemetry.tracing import start_tracing
 from routing.config.load import load_config
 from routing.config.schema import GatewayConfig
 from routing.executor import Executor, ExecutorSettings
@@ -136,6 +137,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     """Build, start and finally stop every app-wide object."""
     config = load_gateway_config(settings)
     report_config(config)
+    tracer = start_tracing(settings.env)  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     manager = RoutingManager(config)
     transport = HttpTransport(pool_size=settings.pool_size, proxies=settings.proxies)
     await transport.start()
@@ -211,6 +213,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
                 max_text=settings.max_logged_text,
                 budgets={b.key: b for b in settings.budgets},
                 spend=spend,
+                tracer=tracer,
             ),
             responses=responses,
             board=board,
@@ -230,5 +233,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         if redis is not None:
             await redis.aclose()
         await transport.close()
+        if tracer is not None:
+            await tracer.close()
         if metrics.multiprocess:
             mark_worker_dead(os.getpid())

@@ -67,6 +67,7 @@ def client_info(conn: HTTPConnection, endpoint: str) -> ClientInfo:
         referer=headers.get("http-referer", "") or headers.get("referer", ""),
         title=headers.get("x-title", ""),
         session_id=headers.get("x-session-id", "") or headers.get("x-claude-code-session-id", ""),
+        raw_headers=conn.scope["headers"],
     )
 
 

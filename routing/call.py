@@ -11,6 +11,7 @@ from routing.transcript import Transcript
 
 if TYPE_CHECKING:
     from routing.limits.spending import CallSpend
+    from routing.tracing import CallTrace
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,8 @@ class Call:
     session: str = ""  # X-Session-Id / x-claude-code-session-id, for affinity
     routing_reason: str = ""  # why the serving deployment was chosen: weighted, local, affinity, spill:*, fallback
     spend: CallSpend | None = None  # the client key's budget, when it has one: each attempt reserves against it
+    response_model: str = ""  # the `model` the serving upstream named in its answer
+    trace: CallTrace | None = None  # the call's spans, when the gateway traces (routing/tracing.py)
 
     def add_text(self, index: int, piece: str) -> None:
         transcript = self.texts.get(index)
@@ -102,3 +105,5 @@ class Call:
         self.attempts.append(
             Attempt(dep.name, dep.provider, outcome, status, (time.perf_counter() - began) * 1000, error)
         )
+        if self.trace is not None:
+            self.trace.attempt_ended(outcome, status)

@@ -227,6 +227,8 @@ class Executor:
                 sent += 1
                 call.routing_reason = reason if dep.key == first else "fallback"
                 began = time.perf_counter()
+                if call.trace is not None:
+                    call.trace.attempt_began(dep)
                 try:
                     return await attempt(dep, payload, tries.deadline - time.monotonic(), admitted)
                 except ClientRequestError as exc:

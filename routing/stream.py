@@ -46,6 +46,7 @@ class UpstreamStream:
         try:
             if self._head:
                 head, self._head = self._head, []
+                call.response_model = str(head[0].get("model") or "")
                 for chunk in head:
                     account_chunk(call, chunk)
                 yield head
@@ -106,6 +107,7 @@ def account_chunk(call: Call, chunk: dict[str, Any]) -> None:
 
 def account_completion(call: Call, result: dict[str, Any]) -> None:
     call.usage = result.get("usage") or None
+    call.response_model = str(result.get("model") or "")
     choices = result.get("choices") or []
     if choices:
         call.finish_reason = choices[0].get("finish_reason") or ""

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from adapters.redact import redact
 from gateway.calllog.record import CallRecord
@@ -39,8 +39,15 @@ from routing.limits.spend import Budget, SpendLedger
 from routing.limits.spending import CallSpend, settled_usd
 from routing.limits.streams import Lease, StreamCap
 from routing.stream import total_tokens
+from routing.tracing import CallTrace
 
 log = logging.getLogger("gateway.calls")
+
+
+class Tracer(Protocol):
+    """Opens a call's trace (gateway/telemetry/otel.py); the ledger holds one only when tracing is on."""
+
+    def trace(self, call: Call, asked: str, client: ClientInfo) -> CallTrace: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +74,13 @@ class Bookkeeper:
         max_text: int = 0,
         budgets: Mapping[str, Budget] | None = None,
         spend: SpendLedger | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.metrics, self.events, self.call_log = metrics, events, call_log
         self.stream_cap, self.limiter, self.client_limits = stream_cap, limiter, client_limits
         self.log_content, self.max_text = log_content, max_text
         self.budgets, self.spend = (budgets or {}) if spend is not None else {}, spend
+        self.tracer = tracer  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set (gateway/telemetry/tracing.py)
 
     def open(
         self,
@@ -87,6 +96,8 @@ class Bookkeeper:
         model_id = model.id if model else asked[:200]
         # what the call relays is held for the row up to CALL_LOG_MAX_TEXT per choice
         call = Call(request_id=request_id, model_id=model_id, stream=stream, text_cap=self.max_text)
+        if self.tracer is not None:
+            call.trace = self.tracer.trace(call, asked, client)
         return CallLedger(self, call, model, body, client)
 
 
@@ -228,6 +239,8 @@ class CallLedger:
         if status != 200 and call.usage is None and call.texts and self._cost is None:
             call.usage = delivered_usage(call, self.body.get("messages"))  # text was relayed: its tokens were spent
         record = self._record(status, error)
+        if call.trace is not None:
+            call.trace.finished(status, record.error)
         books.metrics.observe_call(record if model else replace(record, model_id=""), call.upstream_wait)
         if status == 429 and self.dispatched and model:
             books.metrics.rate_limited("deployment", model.id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -33,6 +33,8 @@ class ClientInfo:
     endpoint: str = "/v1/chat/completions"
     referer: str = ""
     title: str = ""
+    # the request's raw headers, by reference: only a tracer reads them (the client's traceparent), and only when on
+    raw_headers: Sequence[tuple[bytes, bytes]] = field(default=(), repr=False, compare=False)
 
 
 def usage_with_cost(call: Call, cost: float) -> dict[str, Any] | None:

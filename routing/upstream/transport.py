@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from adapters.base import Adapter, ProtocolError, UpstreamRequest
@@ -18,6 +19,7 @@ from adapters.sse import SSEDecoder
 from routing.config.schema import DeploymentConfig, Timeouts
 from routing.errors import ClientRequestError, UpstreamError
 from routing.retry import parse_retry_after
+from routing.tracing import UPSTREAM_HEADERS
 from routing.upstream.exchange import Mount, UpstreamResponse
 from routing.upstream.http1 import Caps, Headers, HttpError, LimitExceeded, Pool
 from routing.upstream.mock import MockTransport
@@ -105,6 +107,9 @@ class HttpTransport:
         self, dep: DeploymentConfig, req: UpstreamRequest, adapter: Adapter, budget: float
     ) -> UpstreamResponse:
         """Send the request and wait for response headers within the time-to-first-byte budget."""
+        traced = UPSTREAM_HEADERS.get()
+        if traced is not None:  # the attempt's own traceparent (routing/tracing.py)
+            req = replace(req, headers={**req.headers, **traced})
         t = dep.timeouts
         if not req.url.startswith(_HTTP):
             resp = await self._open_mounted(dep, req, budget)
