@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -172,11 +174,14 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         on_affinity=metrics.routing.affinity_decided,
         on_budget=metrics.routing.budget,
     )
+    spill_sync: asyncio.Task[None] | None = None
     try:
         await call_log.start()
         if fleet is not None:
             await fleet.start()  # before the probes: they ask it who leads
         await state.start()
+        if fleet is not None:  # the spill budget is the fleet's: synced every second, off the request path
+            spill_sync = asyncio.create_task(fleet.spill.run(lambda: board.budget, time.monotonic), name="spill-sync")
         executor = Executor(
             transport,
             ExecutorSettings(
@@ -221,6 +226,10 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             fleet=fleet,
         )
     finally:
+        if spill_sync is not None:
+            spill_sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await spill_sync
         await state.close()
         if fleet is not None:
             await fleet.close()

@@ -13,6 +13,7 @@ from routing.shared.board import FleetBoard
 from routing.shared.leader import Leadership
 from routing.shared.leases import InFlightLeases
 from routing.shared.link import SharedLink
+from routing.shared.spill import SharedSpill
 
 # a hung Redis must cost a call at most this long before the link goes down and calls stop asking it
 REDIS_TIMEOUT_S = 1.0
@@ -46,6 +47,7 @@ class Fleet:
         self.leader = Leadership(self.link, self.me)
         subscriber = Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_S)
         self.board = FleetBoard(self.link, self.me, subscriber, subjects)
+        self.spill = SharedSpill(self.link)
 
     @property
     def up(self) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from routing.budget import SpendWindow
 from routing.shared.fleet import Fleet, shared_redis
 from routing.shared.leases import FULL, LOCAL
 from tests.integration.limits.test_multiprocess import REDIS_URL
@@ -112,3 +113,27 @@ async def test_a_link_to_a_dead_redis_is_down_and_every_part_falls_back(fleets: 
     assert await fleet.leader.lead("probe:m/a", 1.0)  # every process probes for itself
     assert await fleet.board.claim_trial("m/a", 1.0)
     fleet.board.publish("circuit", "m/a", {"status": "open"}, 1.0)  # dropped, without an error
+
+
+async def test_the_spill_budget_is_the_fleets_and_each_process_keeps_its_own_when_redis_is_away(
+    fleets: FleetOf,
+) -> None:
+    one, two = await fleets(), await fleets()
+    here, there = SpendWindow(1.0), SpendWindow(1.0)
+    here.add(10.0, 0.6)
+    there.add(10.0, 0.5)  # neither process alone is over the 1 USD cap
+    assert here.left(10.0) and there.left(10.0)
+    await one.spill.sync(here, 10.0)
+    await two.spill.sync(there, 10.0)
+    await one.spill.sync(here, 10.0)  # the first process reads what the second added
+    assert here.unsynced == there.unsynced == 0.0
+    assert here.spent(10.0) == pytest.approx(1.1) and there.spent(10.0) == pytest.approx(1.1)
+    assert not here.left(10.0) and not there.left(10.0)  # the fleet has spent its cap: neither spills on
+    await one.spill.sync(here, 10.0)  # a sync with nothing new adds nothing
+    assert here.spent(10.0) == pytest.approx(1.1)
+
+    away = await fleets(url="redis://127.0.0.1:1/0")
+    alone = SpendWindow(1.0)
+    alone.add(10.0, 0.25)
+    await away.spill.sync(alone, 10.0)  # Redis down: its own spend counts, kept to tell the fleet later
+    assert alone.spent(10.0) == 0.25 and alone.unsynced == 0.25 and alone.left(10.0)
