@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,8 @@ from pathlib import Path
 
 import asyncpg
 import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bench.chaos_fleet import LOCAL_MODEL, MODEL, UPSTREAM, Balancer, Replica, Upstreams, gateway_env, upstreams
 from bench.chaos_measure import (
@@ -44,6 +47,7 @@ from bench.chaos_traffic import Traffic
 from bench.procs import OUT, ROOT
 
 LEAD_S, TAIL_S = 3.0, 4.0
+PREFIX = "chaos"  # the replicas' RATE_LIMIT_PREFIX: one fleet, one set of counters and stream leases
 DEPLOYMENT_FAULTS = ("upstream refusing", "upstream hangs before headers", "upstream stalls mid-stream")
 DEPLOYMENT_FAULTS += ("upstream flapping", "upstream 429 + Retry-After", "all local deployments full")
 
@@ -207,6 +211,22 @@ async def rows_caught_up(fleet: Fleet, phase: Phase, since: float, within: float
     return None
 
 
+async def first_row_after(fleet: Fleet, since: float, within: float = 40.0) -> float | None:
+    """Seconds from `since` until a row of a call started after it is in PostgreSQL (polled)."""
+    deadline = time.time() + within
+    while time.time() < deadline:
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            conn = await asyncpg.connect(fleet.pg.url, timeout=2)
+            try:
+                found = await conn.fetchval("SELECT 1 FROM api_logs WHERE timestamp >= to_timestamp($1) LIMIT 1", since)
+            finally:
+                await conn.close()
+            if found:
+                return round(time.time() - since, 2)
+        await asyncio.sleep(0.25)
+    return None
+
+
 async def postgres_down(fleet: Fleet) -> Phase:
     phase = await run_phase(
         fleet,
@@ -220,6 +240,21 @@ async def postgres_down(fleet: Fleet) -> Phase:
     phase.window_end = time.time()
     phase.notes.append("recover: until every row of the calls finished before the restart was in PostgreSQL")
     return phase
+
+
+async def stream_leases(url: str) -> dict[str, float]:
+    """Every stream-cap lease in Redis (member -> when it runs out, unix seconds); {} when Redis is down."""
+    client = Redis.from_url(url)
+    leases: dict[str, float] = {}
+    try:
+        async for key in client.scan_iter(match=f"{PREFIX}:streams:*"):
+            for member, score in await client.zrange(key, 0, -1, withscores=True):
+                leases[member.decode()] = score / 1000
+    except RedisError:
+        return {}
+    finally:
+        await client.aclose()
+    return leases
 
 
 def rows_lost(replicas: list[Replica]) -> int:
@@ -251,8 +286,9 @@ async def disk_full(fleet: Fleet) -> Phase:
         await asyncio.to_thread(fleet.pg.start)
         await asyncio.to_thread(fleet.disk.drain)
 
-    phase = await run_phase(fleet, "spool disk full (+ PostgreSQL down 10 s)", 10, inject, heal, tail=1.0)
-    phase.recovered_after = await rows_caught_up(fleet, phase, phase.heal_at)
+    phase = await run_phase(fleet, "spool disk full (+ PostgreSQL down 10 s)", 10, inject, heal, tail=0.0)
+    phase.recovered_after = await first_row_after(fleet, phase.heal_at)
+    await asyncio.sleep(TAIL_S)
     phase.window_end = time.time()
     lost = await asyncio.to_thread(rows_lost, fleet.replicas) - before
     how = f"tmpfs filled with a {written // 1024} KiB ballast" if fleet.disk.mounted else "no tmpfs: NOT exercised"
@@ -260,7 +296,10 @@ async def disk_full(fleet: Fleet) -> Phase:
     # the target is that it keeps serving and that rows_lost says how many
     phase.forced_missing = lambda c: True
     phase.rows_lost = lost
-    phase.notes.append(f"{how}; rows missing are the fault's, gateway_call_log_rows_lost rose by {lost}")
+    phase.notes.append(
+        f"{how}; rows missing are the fault's, gateway_call_log_rows_lost rose by {lost}; "
+        "recover: until a row of a call started after the heal was in PostgreSQL (the writer's retry back-off)"
+    )
     return phase
 
 
@@ -274,12 +313,15 @@ async def sigkill_worker(fleet: Fleet) -> Phase:
     killed_at = 0.0
     back_after: float | None = None
 
+    at_kill: set[str] = set()
+
     async def inject() -> None:
         nonlocal killed_at
         await slow_streams(fleet, True)  # streams of ~1.2 s, so some are mid-stream on the worker
         await asyncio.sleep(2.0)
         pid = replica.kill_worker()
         killed_at = time.time()
+        at_kill.update(await stream_leases(fleet.redis.url))
         print(f"chaos: SIGKILLed worker {pid} of {replica.name}", flush=True)
 
     async def heal() -> None:
@@ -293,6 +335,15 @@ async def sigkill_worker(fleet: Fleet) -> Phase:
 
     phase = await run_phase(fleet, "SIGKILL one worker mid-stream", 3, inject, heal, lead=2.0)
     phase.inject_at = killed_at
+    # every call in flight at the kill has ended by now (streams of 1.2 s, a tail of 4 s): the leases of the
+    # kill's time still held are the dead worker's
+    now = await stream_leases(fleet.redis.url)
+    left = at_kill & set(now)
+    expiry = max(now[m] for m in left) - time.time() if left else 0.0
+    phase.notes.append(
+        f"stream-cap leases in Redis at the kill: {len(at_kill)}; still held {phase.window_end - killed_at:.0f} s "
+        f"later: {len(left)}" + (f" (they expire in {expiry:.0f} s, the lease length)" if left else " (freed)")
+    )
     phase.recovered_after = back_after
     # in flight at the kill, failed: those on the killed worker (we cannot tell which worker served a call)
     phase.forced = lambda c: c.start <= killed_at <= c.end + 0.05
@@ -396,10 +447,12 @@ async def run(root: Path, rate: float, only: list[str], workdir: Path) -> tuple[
                 extra = {
                     "DATABASE_URL": pg.url,
                     "REDIS_URL": redis.url,
-                    "CLIENT_RPM": "1000000",  # so every call's admission goes through Redis
+                    # so every call's admission, and every stream's slot, go through Redis
+                    "CLIENT_RPM": "1000000",
+                    "MAX_STREAMS_PER_CLIENT": "1000",
                     # a small queue, so the disk-full fault overflows what a worker may hold in memory
                     "CALL_LOG_QUEUE_MAX": "20",
-                    "RATE_LIMIT_PREFIX": f"chaos:{name}",
+                    "RATE_LIMIT_PREFIX": PREFIX,
                     "VAR_DIR": str(workdir / name),
                     "CALL_LOG_SPOOL_DIR": str(disk.path / name),
                 }
@@ -430,6 +483,9 @@ async def run(root: Path, rate: float, only: list[str], workdir: Path) -> tuple[
                 "calls": len(traffic.calls),
                 "rows": len(rows),
                 "balancer_refused": balancer.refused,
+                "balancer_empty": [
+                    (round(t, 3), next(r.name for r in replicas if r.port == port)) for t, port in balancer.empty
+                ],
                 "failures": _failures(phases, traffic.calls),
                 "phases": [
                     {
@@ -501,6 +557,7 @@ def write_results(section: str, path: Path = ROOT / "bench" / "RESULTS.md") -> N
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # the fakes' "client went away" tracebacks
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout whose gateway runs (its own .venv)")
     parser.add_argument("--rate", type=float, default=16.0, help="steady calls per second")

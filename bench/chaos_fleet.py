@@ -226,6 +226,7 @@ class Balancer:
         self.next = 0
         self.port = 0
         self.refused = 0  # client connections no backend accepted
+        self.empty: list[tuple[float, int]] = []  # (when, backend port): closed without a byte of answer
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -236,12 +237,12 @@ class Balancer:
         if self._server is not None:
             self._server.close()
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    async def _connect(self) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter] | None:
         for _ in range(len(self.backends)):
             port = self.backends[self.next % len(self.backends)]
             self.next += 1
             try:
-                return await asyncio.open_connection("127.0.0.1", port)
+                return port, *await asyncio.open_connection("127.0.0.1", port)
             except OSError:
                 continue
         return None
@@ -252,13 +253,18 @@ class Balancer:
             self.refused += 1
             writer.close()
             return
-        up_reader, up_writer = upstream
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
+        port, up_reader, up_writer = upstream
+        _, answered = await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
+        if answered == 0:
+            self.empty.append((time.time(), port))
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+    """Copy until EOF or an error; returns the bytes copied."""
+    copied = 0
     try:
         while data := await reader.read(65536):
+            copied += len(data)
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):
@@ -267,3 +273,4 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         # a reset on one side is passed on as a close: the client sees the connection end mid-answer
         with contextlib.suppress(Exception):
             writer.close()
+    return copied
