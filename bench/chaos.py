@@ -242,14 +242,19 @@ async def postgres_down(fleet: Fleet) -> Phase:
     return phase
 
 
+LEASE_KEYS = (f"{PREFIX}:streams:*", f"{PREFIX}:shared:inflight:*")  # stream caps; shared-state max_concurrent
+
+
 async def stream_leases(url: str) -> dict[str, float]:
-    """Every stream-cap lease in Redis (member -> when it runs out, unix seconds); {} when Redis is down."""
+    """Every lease in Redis the fleet holds (stream-cap slots and, with the shared-state branch, `max_concurrent`
+    in-flight slots): `key member` -> when it runs out (unix seconds); {} when Redis is down."""
     client = Redis.from_url(url)
     leases: dict[str, float] = {}
     try:
-        async for key in client.scan_iter(match=f"{PREFIX}:streams:*"):
-            for member, score in await client.zrange(key, 0, -1, withscores=True):
-                leases[member.decode()] = score / 1000
+        for pattern in LEASE_KEYS:
+            async for key in client.scan_iter(match=pattern):
+                for member, score in await client.zrange(key, 0, -1, withscores=True):
+                    leases[f"{key.decode()} {member.decode()}"] = score / 1000 if score > 1e11 else score
     except RedisError:
         return {}
     finally:
@@ -341,7 +346,7 @@ async def sigkill_worker(fleet: Fleet) -> Phase:
     left = at_kill & set(now)
     expiry = max(now[m] for m in left) - time.time() if left else 0.0
     phase.notes.append(
-        f"stream-cap leases in Redis at the kill: {len(at_kill)}; still held {phase.window_end - killed_at:.0f} s "
+        f"leases in Redis at the kill: {len(at_kill)}; still held {phase.window_end - killed_at:.0f} s "
         f"later: {len(left)}" + (f" (they expire in {expiry:.0f} s, the lease length)" if left else " (freed)")
     )
     phase.recovered_after = back_after

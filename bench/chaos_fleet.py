@@ -30,6 +30,8 @@ TWIN_MODEL = "chaos-llama"
 UPSTREAM = {"chunks": 6, "chunk_delay": 0.04}  # a stream of about 0.25 s
 TWIN = {"capacity": 8, "prefill": 0.02, "cached_prefill": 0.01, "per_token": 0.01, "completion_tokens": 12}
 TIMEOUTS = {"connect": 1, "first_token": 2, "idle": 2, "total": 30}
+# never reached at this load: it only makes each attempt hold a `max_concurrent` slot (a lease, with shared state)
+MAX_CONCURRENT = 64
 
 
 @dataclass(slots=True)
@@ -54,6 +56,7 @@ class Upstreams:
                 "provider_model_id": MODEL,
                 "weight": 1,
                 "timeouts": TIMEOUTS,
+                "max_concurrent": MAX_CONCURRENT,
             }
             for name in ("up-a", "up-b", "up-c")
         ]
@@ -64,6 +67,7 @@ class Upstreams:
                 "base_url": f"{url[g]}/v1",
                 "provider_model_id": TWIN_MODEL,
                 "timeouts": TIMEOUTS,
+                "max_concurrent": MAX_CONCURRENT,
             }
             for g in ("gpu-a", "gpu-b")
         ]
@@ -74,6 +78,7 @@ class Upstreams:
             "api_key": "chaos",
             "provider_model_id": TWIN_MODEL,
             "timeouts": TIMEOUTS,
+            "max_concurrent": MAX_CONCURRENT,
         }
         zero = {"prompt": "0", "completion": "0"}
         models = {
