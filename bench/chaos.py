@@ -262,6 +262,33 @@ async def stream_leases(url: str) -> dict[str, float]:
     return leases
 
 
+async def dead_leases(url: str, at_kill: set[str], killed_at: float, wait_s: float = 20.0) -> list[str]:
+    """Of the leases held at the kill, those still held now are the dead worker's: how many per kind, and (for
+    the shared-state in-flight leases, which are short) how long until they are gone, polled up to `wait_s`."""
+    notes = []
+    for kind, pattern in zip(("stream-cap", "in-flight"), LEASE_KEYS, strict=True):
+        prefix = pattern.rstrip("*")
+        mine = {m for m in at_kill if m.startswith(prefix)}
+        if not mine:
+            continue
+        now = await stream_leases(url)
+        left = mine & set(now)
+        deadline = time.time() + (wait_s if kind == "in-flight" else 0.0)
+        while left and time.time() < deadline:
+            await asyncio.sleep(0.5)
+            left &= set(await stream_leases(url))
+        after = time.time() - killed_at
+        if left:
+            expiry = max(now.get(m, 0.0) for m in left) - time.time()
+            notes.append(
+                f"{kind} leases: {len(mine)} held at the kill, {len(left)} still held {after:.0f} s later "
+                f"(they run out in {expiry:.0f} s)"
+            )
+        else:
+            notes.append(f"{kind} leases: {len(mine)} held at the kill, the dead worker's freed by {after:.0f} s")
+    return notes
+
+
 def rows_lost(replicas: list[Replica]) -> int:
     """gateway_call_log_rows_lost summed over the replicas' /metrics (each sums its workers)."""
     total = 0
@@ -342,13 +369,7 @@ async def sigkill_worker(fleet: Fleet) -> Phase:
     phase.inject_at = killed_at
     # every call in flight at the kill has ended by now (streams of 1.2 s, a tail of 4 s): the leases of the
     # kill's time still held are the dead worker's
-    now = await stream_leases(fleet.redis.url)
-    left = at_kill & set(now)
-    expiry = max(now[m] for m in left) - time.time() if left else 0.0
-    phase.notes.append(
-        f"leases in Redis at the kill: {len(at_kill)}; still held {phase.window_end - killed_at:.0f} s "
-        f"later: {len(left)}" + (f" (they expire in {expiry:.0f} s, the lease length)" if left else " (freed)")
-    )
+    phase.notes.extend(await dead_leases(fleet.redis.url, at_kill, killed_at))
     phase.recovered_after = back_after
     # in flight at the kill, failed: those on the killed worker (we cannot tell which worker served a call)
     phase.forced = lambda c: c.start <= killed_at <= c.end + 0.05
@@ -530,7 +551,7 @@ def _failures(phases: list[Phase], calls: list[CallResult]) -> dict[str, list[st
 
 
 def commit_of(root: Path) -> str:
-    git = ["git", "-C", str(root), "log", "-1", "--format=%h %s"]
+    git = ["git", "-C", str(root), "log", "-1", "--format=%h"]
     return subprocess.run(git, capture_output=True, text=True, check=False).stdout.strip()
 
 
