@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: install run test check bench bench-routing services clean
+.PHONY: install run test check bench bench-routing chaos soak services clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ bench: install
 
 bench-routing: install
 	$(PY) -m bench.hybrid
+
+# The fault matrix of issue 14 (a few minutes; needs redis-server and PostgreSQL's initdb/pg_ctl on PATH; it runs
+# its own throwaway instances). CHAOS_ARGS e.g. `--root ../shared --only refuse,sigkill --write-results`.
+chaos: install
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
+
+# One million calls through two workers with the call log on (SOAK_ARGS e.g. `--calls 100000 --write-results`).
+soak: install
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
