@@ -117,7 +117,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     transport = HttpTransport(pool_size=settings.pool_size, proxies=settings.proxies)
     await transport.start()
     call_log = build_call_log(settings.storage)
-    metrics = Metrics()
+    metrics = Metrics(observe_calls=settings.metrics_enabled)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None  # one pool for limits and streams
     limiter = build_limiter(settings, redis)
     breakers = BreakerBoard(replace(settings.breaker, retry_after_cap=settings.retry_after_cap))

@@ -78,6 +78,7 @@ class _Env(EnvGroup):
     log_format: Literal["json", "text"] = Field("json", alias="LOG_FORMAT")
     offload: Flag = Field(False, alias="OFFLOAD")
     metrics_public: Flag = Field(False, alias="METRICS_PUBLIC")
+    metrics_enabled: Flag = Field(True, alias="METRICS_ENABLED")
     api_keys: str = Field("", alias="GATEWAY_API_KEYS", repr=False)
     keys_file: str = Field("", alias="GATEWAY_KEYS_FILE")
     admin_key: str = Field("", alias="ADMIN_API_KEY", repr=False)
@@ -171,6 +172,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
     retry_after_cap: float = 3600.0
     max_logged_text: int = 65536  # characters of prompt and of response a row keeps (head and tail); 0 = all
+    metrics_enabled: bool = True  # false: calls are not counted in /metrics (the benchmark's metrics-off row)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
@@ -219,6 +221,7 @@ class Settings:
             queue_timeout=e.queue_timeout,
             redis_url=e.redis_url,
             rate_limit_prefix=e.rate_limit_prefix,
+            metrics_enabled=e.metrics_enabled,
             log_level=e.log_level,
             log_format=e.log_format,
             access=access,
