@@ -116,6 +116,7 @@ class Run:
     wrk: str | None
     direct: dict[str, float] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    root: Path = ROOT  # the checkout whose gateway the gateway rows run (before/after figures)
 
 
 def _pinned(cmd: list[str]) -> list[str]:
@@ -127,7 +128,9 @@ def gateway_target(run: Run, name: str, call_log: str, env: dict[str, str]) -> T
         slug = name.replace(" ", "-").replace(",", "")
         settings = {**ALL_ON, **env}
         port = run.upstream.port
-        return start_gateway(f"cmp-{slug}", run.workdir / slug, port, call_log, cpus=GATEWAY_CORE, extra_env=settings)
+        return start_gateway(
+            f"cmp-{slug}", run.workdir / slug, port, call_log, root=run.root, cpus=GATEWAY_CORE, extra_env=settings
+        )
 
     return Target(name, start)
 
@@ -337,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-scaling", action="store_true", help="skip the unpinned one/two-worker rows")
     parser.add_argument("--only-gateway", action="store_true", help="only the everything-on gateway row")
     parser.add_argument("--only", default="", help="comma-separated words: measure only targets whose name has one")
+    parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose gateway to measure (default: this)")
     parser.add_argument("--no-append", action="store_true", help="do not append the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
     if len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None:
@@ -358,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     upstream = start_upstream(16, realistic=True)
     run = Run(upstream, new_workdir() / "compare", args.duration, wrk)
     run.workdir.mkdir(parents=True, exist_ok=True)
+    run.root = args.root.resolve()
     try:
         direct_url = f"http://127.0.0.1:{upstream.port}{CHAT}"
         run.direct = {
