@@ -145,8 +145,13 @@ def stack_target(run: Run) -> Target:
     return Target("bare Starlette + aiohttp (no routing, no log)", start)
 
 
+INSTALLED = {"tensorzero": ("venv/bin/python", "bindport.so"), "vllm-router": ("venv/bin/vllm-router",)}
+
+
 def setup_peer(name: str) -> str:
-    """Run the peer's setup.sh (idempotent); '' when ready, else why it is not."""
+    """Run the peer's setup.sh (idempotent) unless it is installed; '' when ready, else why it is not."""
+    if all((peers_cache() / name / part).exists() for part in INSTALLED[name]):
+        return ""
     script = PEERS_DIR / name / "setup.sh"
     log = OUT / f"peer-setup-{name}.log"
     env = dict(os.environ, PEERS_CACHE=str(peers_cache()))
