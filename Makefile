@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: install run test check bench bench-routing chaos soak services clean
+.PHONY: install run test check bench bench-unpinned bench-routing chaos soak services clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ check: install
 	$(VENV)/bin/ruff format --check gateway adapters routing tests scripts bench
 	$(VENV)/bin/mypy
 
+# the gateway against its peers (TensorZero, vllm-router, bare Starlette), each pinned to one core, in one run
 bench: install
+	$(PY) -m bench.compare
+
+# the older unpinned scenarios (latency, throughput, streaming, the call log's 100k rows, memory)
+bench-unpinned: install
 	$(PY) -m bench.run
 
 bench-routing: install

@@ -27,6 +27,53 @@ import orjson
 _CONTENT = re.compile(rb'"content":"[^"]')
 
 
+SYSTEM_PROMPT = (
+    "You are the support assistant of Northwind Books, an online bookshop. Answer in the customer's language, "
+    "in at most three short paragraphs. Be precise about prices, delivery times and return rules; never invent "
+    "an order number or a tracking link. Standard delivery takes 2-4 working days, express delivery 1 day "
+    "(ordered before 14:00). Returns are free within 30 days for unread books in their original condition. "
+    "If a question is about an order, ask for the order number first. If you are not sure, say so and offer "
+    "to hand the conversation over to a human colleague."
+)
+
+
+def realistic_body(model: str, stream: bool, max_tokens: int = 256) -> bytes:
+    """A realistic chat request (issue 16): a system prompt, three turns of history, sampling parameters and a
+    user id, about 1.5 kB; streamed calls ask for the usage chunk. Every target in `bench.compare` gets it."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": "Hi! I ordered two novels last Tuesday and they have not arrived yet."},
+            {
+                "role": "assistant",
+                "content": "I'm sorry to hear that. Could you give me your order number so I can look it up?",
+            },
+            {
+                "role": "user",
+                "content": "It's NW-2291-7731. Also, can I still return one of them if I don't like it? "
+                "I'd rather know before I open it.",
+            },
+        ],
+        "temperature": 0.7,
+        "top_p": 0.95,
+        "max_tokens": max_tokens,
+        "user": "customer-58213",
+    }
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return orjson.dumps(body)
+
+
+BODIES = ("short", "realistic")
+
+
+def request_body(kind: str, model: str, stream: bool) -> bytes:
+    """The body of the named kind: "short" (every scenario of bench.run) or "realistic" (bench.compare)."""
+    return realistic_body(model, stream) if kind == "realistic" else chat_body(model, stream)
+
+
 def chat_body(model: str, stream: bool, max_tokens: int = 16) -> bytes:
     """The request body every scenario sends."""
     body: dict[str, Any] = {
@@ -193,12 +240,20 @@ async def _client(
 
 
 async def run_python(
-    url: str, model: str, mode: str, concurrency: int, duration: float, count: int, warmup: float, stream_every: int = 2
+    url: str,
+    model: str,
+    mode: str,
+    concurrency: int,
+    duration: float,
+    count: int,
+    warmup: float,
+    stream_every: int = 2,
+    body: str = "short",
 ) -> dict[str, Any]:
     """Drive `url` for `duration` seconds (after `warmup`) or exactly `count` requests (count > 0)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    requests = (http_request(url, chat_body(model, False)), http_request(url, chat_body(model, True)))
+    requests = (http_request(url, request_body(body, model, False)), http_request(url, request_body(body, model, True)))
     tally = _Tally()
     begin = time.perf_counter_ns()
     if count > 0:
@@ -266,12 +321,20 @@ def ensure_wrk() -> str | None:
 
 
 def run_wrk(
-    wrk: str, url: str, model: str, stream: bool, concurrency: int, duration: float, warmup: float, workdir: Path
+    wrk: str,
+    url: str,
+    model: str,
+    stream: bool,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    workdir: Path,
+    body: str = "short",
 ) -> dict[str, Any]:
     """Throughput with wrk (one thread: a second would only steal CPU from the system under test)."""
     workdir.mkdir(parents=True, exist_ok=True)
     script = workdir / ("wrk_stream.lua" if stream else "wrk_json.lua")
-    script.write_text(_WRK_LUA % chat_body(model, stream).decode())
+    script.write_text(_WRK_LUA % request_body(body, model, stream).decode())
     base = [wrk, "-t1", f"-c{concurrency}", "--timeout", "30s", "-s", str(script), url]
     if warmup > 0:
         subprocess.run([*base[:1], f"-d{max(1, round(warmup))}s", *base[1:]], capture_output=True, check=False)
@@ -304,11 +367,12 @@ def run_in_process(
     count: int = 0,
     warmup: float = 1.0,
     stream_every: int = 2,
+    body: str = "short",
 ) -> dict[str, Any]:
     """Run the Python client in a separate process and return its JSON report."""
     cmd = [sys.executable, "-m", "bench.load", "--url", url, "--model", model, "--mode", mode]
     cmd += ["-c", str(concurrency), "--duration", str(duration), "--count", str(count), "--warmup", str(warmup)]
-    cmd += ["--stream-every", str(stream_every)]
+    cmd += ["--stream-every", str(stream_every), "--body", body]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
@@ -325,9 +389,18 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=0, help="send exactly this many requests instead")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--stream-every", type=int, default=2, help="mixed mode: every Nth request is streamed")
+    parser.add_argument("--body", choices=BODIES, default="short", help="request body: short or realistic")
     args = parser.parse_args()
     coro = run_python(
-        args.url, args.model, args.mode, args.concurrency, args.duration, args.count, args.warmup, args.stream_every
+        args.url,
+        args.model,
+        args.mode,
+        args.concurrency,
+        args.duration,
+        args.count,
+        args.warmup,
+        args.stream_every,
+        args.body,
     )
     try:
         import uvloop

@@ -8,7 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +63,8 @@ class Proc:
         return int(self.popen.returncode)
 
 
-def wait_ready(proc: Proc, path: str, timeout: float = 30.0) -> None:
+def wait_ready(proc: Proc, path: str, timeout: float = 30.0, any_status: bool = False) -> None:
+    """Until GET path answers 200 (any HTTP status with `any_status`: a peer with no health route)."""
     url = f"http://127.0.0.1:{proc.port}{path}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -71,29 +74,36 @@ def wait_ready(proc: Proc, path: str, timeout: float = 30.0) -> None:
             with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == 200:
                     return
+        except urllib.error.HTTPError:
+            if any_status:
+                return
         except OSError:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{proc.name} not ready at {url} after {timeout:g}s; see {proc.log}")
 
 
-def _spawn(name: str, cmd: list[str], port: int, env: dict[str, str], ready: str, cwd: Path = ROOT) -> Proc:
+def _spawn(
+    name: str, cmd: list[str], port: int, env: dict[str, str], ready: str, cwd: Path = ROOT, any_status: bool = False
+) -> Proc:
     OUT.mkdir(parents=True, exist_ok=True)
     log = OUT / f"{name}.log"
     with log.open("wb") as fh:
         popen = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
     proc = Proc(name, popen, port, log)
     try:
-        wait_ready(proc, ready)
+        wait_ready(proc, ready, any_status=any_status)
     except Exception:
         proc.stop(5)
         raise
     return proc
 
 
-def start_upstream(chunks: int) -> Proc:
+def start_upstream(chunks: int, realistic: bool = False) -> Proc:
     port = free_port()
     cmd = [sys.executable, "-m", "bench.upstream", "--port", str(port), "--chunks", str(chunks)]
+    if realistic:
+        cmd.append("--realistic")
     return _spawn("upstream", cmd, port, dict(os.environ), "/health")
 
 
@@ -114,10 +124,18 @@ def models_yaml(workdir: Path, upstream_port: int) -> Path:
 
 
 def start_gateway(
-    name: str, workdir: Path, upstream_port: int, call_log: str, root: Path = ROOT, cpus: str | None = None
+    name: str,
+    workdir: Path,
+    upstream_port: int,
+    call_log: str,
+    root: Path = ROOT,
+    cpus: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> Proc:
-    """`python -m gateway serve --workers 1`; call_log is "sqlite", "off" or a PostgreSQL URL. `root` is the
-    checkout to run (its own .venv), `cpus` a `taskset -c` list to pin the gateway to."""
+    """`python -m gateway serve --workers N`; call_log is "sqlite", "off" or a PostgreSQL URL. `root` is the
+    checkout to run (its own .venv), `cpus` a `taskset -c` list to pin the gateway to, `extra_env` settings on
+    top (an empty value removes the variable)."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "USE_SQLITE_LOG", "SQLITE_DB_PATH")}
     env.update(
@@ -132,9 +150,14 @@ def start_gateway(
         env["USE_SQLITE_LOG"] = "false"
     elif call_log != "sqlite":
         env.update(USE_SQLITE_LOG="false", DATABASE_URL=call_log)
+    for key, value in (extra_env or {}).items():
+        if value:
+            env[key] = value
+        else:
+            env.pop(key, None)
     port = free_port()
     python = str(root / ".venv" / "bin" / "python") if root != ROOT else sys.executable
-    cmd = [python, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [python, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     if cpus is not None:
         cmd = ["taskset", "-c", cpus, *cmd]
     return _spawn(name, cmd, port, env, "/ready", cwd=root)

@@ -18,6 +18,44 @@ import orjson
 _STREAM_MARKERS = (b'"stream":true', b'"stream": true')
 
 
+REALISTIC_REPLY = (
+    "Thanks, I found order NW-2291-7731: both novels left our warehouse on Thursday with standard delivery, "
+    "which takes 2-4 working days, so they should reach you by Wednesday at the latest. "
+    "And yes, you can return either book within 30 days of delivery, free of charge, as long as it is unread "
+    "and in its original condition: just keep it in its wrapping until you have decided. "
+    "If the parcel has not arrived by Wednesday, write to me again and I will open a claim with the carrier."
+)
+
+
+def realistic_body() -> bytes:
+    """A realistic non-streamed reply (bench.compare): ~90 tokens of content, the fields a real OpenAI-compatible
+    server sends (system_fingerprint, logprobs, refusal, usage details), about 1 kB."""
+    return orjson.dumps(
+        {
+            "id": "chatcmpl-9f3c2a1b7d6e4f5a8b0c1d2e3f4a5b6c",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": "bench-upstream",
+            "system_fingerprint": "fp_bench_0001",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": REALISTIC_REPLY, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 231,
+                "completion_tokens": 92,
+                "total_tokens": 323,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0},
+            },
+        }
+    )
+
+
 def completion_body(tokens: int) -> bytes:
     """The non-streamed reply."""
     return orjson.dumps(
@@ -53,9 +91,9 @@ def stream_events(chunks: int) -> list[bytes]:
     return out
 
 
-def canned_responses(chunks: int) -> tuple[bytes, bytes, bytes]:
+def canned_responses(chunks: int, realistic: bool = False) -> tuple[bytes, bytes, bytes]:
     """Full HTTP responses: (JSON completion, SSE stream, plain 200)."""
-    body = completion_body(chunks)
+    body = realistic_body() if realistic else completion_body(chunks)
     json_resp = (
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
         + str(len(body)).encode()
@@ -113,9 +151,9 @@ class CannedProtocol(asyncio.Protocol):
             self._transport.write(b"".join(out) if len(out) > 1 else out[0])
 
 
-async def serve(host: str, port: int, chunks: int) -> None:
+async def serve(host: str, port: int, chunks: int, realistic: bool = False) -> None:
     loop = asyncio.get_running_loop()
-    responses = canned_responses(chunks)
+    responses = canned_responses(chunks, realistic)
     server = await loop.create_server(lambda: CannedProtocol(responses), host, port, backlog=4096, reuse_address=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -130,13 +168,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--chunks", type=int, default=16, help="content chunks per streamed reply")
+    parser.add_argument("--realistic", action="store_true", help="answer the realistic ~1 kB completion")
     args = parser.parse_args()
     try:
         import uvloop
 
-        uvloop.run(serve(args.host, args.port, args.chunks))
+        uvloop.run(serve(args.host, args.port, args.chunks, args.realistic))
     except ImportError:
-        asyncio.run(serve(args.host, args.port, args.chunks))
+        asyncio.run(serve(args.host, args.port, args.chunks, args.realistic))
 
 
 if __name__ == "__main__":

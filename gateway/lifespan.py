@@ -144,7 +144,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     transport = HttpTransport(pool_size=settings.pool_size, proxies=settings.proxies)
     await transport.start()
     call_log = build_call_log(settings.storage)
-    metrics = Metrics()
+    metrics = Metrics(observe_calls=settings.metrics_enabled)
     # one pool for limits, streams and the rest of the shared state
     redis = shared_redis(settings.redis_url) if settings.redis_url else None
     fleet: Fleet | None = None

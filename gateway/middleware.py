@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+_BATCH = 512  # request ids' random parts drawn per os.urandom call (a system call each: ~5 us per call before)
+_random: list[str] = []
+os.register_at_fork(after_in_child=_random.clear)  # a forked worker never reuses its parent's batch
+
+
+def _random_hex() -> str:
+    """16 hex digits from the OS's CSPRNG, drawn in batches."""
+    if not _random:
+        pool = secrets.token_hex(8 * _BATCH)
+        _random[:] = [pool[i : i + 16] for i in range(0, len(pool), 16)]
+    return _random.pop()
+
 
 def new_request_id() -> str:
     """Unique, time-ordered, URL-safe: `gen-<ms hex><random hex>`."""
-    return f"gen-{time.time_ns() // 1_000_000:x}{secrets.token_hex(8)}"
+    return f"gen-{time.time_ns() // 1_000_000:x}{_random_hex()}"
 
 
 class RequestIdMiddleware:

@@ -81,6 +81,7 @@ class _Env(EnvGroup):
     log_format: Literal["json", "text"] = Field("json", alias="LOG_FORMAT")
     offload: Flag = Field(False, alias="OFFLOAD")
     metrics_public: Flag = Field(False, alias="METRICS_PUBLIC")
+    metrics_enabled: Flag = Field(True, alias="METRICS_ENABLED")
     api_keys: str = Field("", alias="GATEWAY_API_KEYS", repr=False)
     keys_file: str = Field("", alias="GATEWAY_KEYS_FILE")
     budgets: str = Field("", alias="GATEWAY_BUDGETS")
@@ -177,6 +178,7 @@ class Settings:
     retry_after_cap: float = 3600.0
     max_logged_text: int = 65536  # characters of prompt and of response a row keeps (head and tail); 0 = all
     budgets: tuple[Budget, ...] = ()  # spend budgets per client key name (GATEWAY_BUDGETS, keys file column)
+    metrics_enabled: bool = True  # false: calls are not counted in /metrics (the benchmark's metrics-off row)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, root: Path = ROOT) -> Settings:
@@ -227,6 +229,7 @@ class Settings:
             redis_url=e.redis_url,
             redis_fail_closed=e.redis_fail == "closed",
             rate_limit_prefix=e.rate_limit_prefix,
+            metrics_enabled=e.metrics_enabled,
             log_level=e.log_level,
             log_format=e.log_format,
             access=access,

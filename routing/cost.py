@@ -27,6 +27,8 @@ def _detail(usage: dict[str, Any], group: str, name: str) -> Any:
 def _count(value: Any) -> int:
     """A token count as an upstream wrote it; anything else (a string, a list, NaN, a negative) counts 0: the
     upstream's odd usage must not cost the call its row (or its price)."""
+    if type(value) is int:  # what JSON usage holds (not a bool): five of these per usage, six usages per call
+        return value if value >= 0 else 0
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or value == float("inf"):
         return 0
     return int(value)

@@ -63,8 +63,9 @@ class Metrics:
     In multiprocess mode values live in per-pid files, so a second instance in the same process would share them.
     """
 
-    def __init__(self, multiproc_dir: str | None = None) -> None:
+    def __init__(self, multiproc_dir: str | None = None, observe_calls: bool = True) -> None:
         self._dir = _resolve_multiproc_dir(multiproc_dir)
+        self._observe_calls = observe_calls  # METRICS_ENABLED=false: calls are not counted (gauges still are)
         self._started = time.time()
         self._children: dict[tuple[Any, ...], Any] = {}
         self._published: dict[str, int] = {}
@@ -140,6 +141,8 @@ class Metrics:
 
     def observe_call(self, record: CallRecord, upstream_wait_s: float) -> None:
         """Record one finished call of a configured model; `upstream_wait_s` is the time spent waiting upstream."""
+        if not self._observe_calls:
+            return
         model, provider = record.model_id, record.provider
         child = self._child
         child(self._requests, model, provider, record.deployment, str(record.status_code)).inc()

@@ -141,11 +141,10 @@ def window_used(buckets: Buckets, now: float) -> int:
 def wait_until_fits(buckets: Buckets, now: float, limit: int, cost: int) -> float:
     """Seconds until `cost` more fits under `limit` if nothing else is charged (0 when it fits now)."""
     oldest = oldest_bucket(now)
-    live = sorted((b, v) for b, v in buckets.items() if b >= oldest)
-    excess = sum(v for _, v in live) + cost - limit
-    if excess <= 0:
+    excess = sum(v for b, v in buckets.items() if b >= oldest) + cost - limit
+    if excess <= 0:  # what every admitted call sees: no sort of the window's (up to 60) buckets
         return 0.0
-    for b, v in live:
+    for b, v in sorted((b, v) for b, v in buckets.items() if b >= oldest):
         excess -= v
         if excess <= 0:
             return max(0.0, b + WINDOW_SECONDS - now)
