@@ -4,12 +4,15 @@ systemd's Restart=on-failure and a `failed` unit state both depend on the superv
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from gateway.server import STARTUP_FAILURE
 from gateway.settings import ROOT
@@ -56,6 +59,38 @@ def test_sigterm_stops_two_workers_with_exit_0(tmp_path: Path) -> None:
     gw = ProcessGateway(env, workers=2).start()
     try:
         gw.signal(signal.SIGTERM)
+        assert gw.wait(timeout=30) == 0, gw.read_output()[-3000:]
+    finally:
+        gw.stop()
+
+
+SLOW = {"models": [{"id": "mock", "route": [{"kind": "mock", "mock": {"completion_tokens": 2, "ttft_ms": 3000}}]}]}
+
+
+def test_sigterm_stops_listening_at_once_while_two_workers_drain(tmp_path: Path) -> None:
+    """While two workers drain after SIGTERM, a new connection is answered or refused (a load balancer then moves
+    on to another replica), never accepted by the kernel into a backlog that no worker will serve and then reset;
+    the call in flight still gets its answer."""
+    env = {**base_env(tmp_path), **write_config(tmp_path, SLOW), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}
+    gw = ProcessGateway(env, workers=2).start()
+    try:
+        body = {"model": "mock", "messages": [{"role": "user", "content": "hi"}]}
+        outcomes: list[str] = []
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(httpx.post, f"{gw.url}/v1/chat/completions", json=body, timeout=30)
+            time.sleep(1.0)  # the call is at the (slow) upstream for 2 s more
+            gw.signal(signal.SIGTERM)
+            for _ in range(25):
+                time.sleep(0.1)
+                try:
+                    outcomes.append(str(httpx.get(f"{gw.url}/health", timeout=5).status_code))
+                except httpx.ConnectError:
+                    outcomes.append("refused")
+                except httpx.TransportError as exc:  # accepted, then dropped unanswered
+                    outcomes.append(type(exc).__name__)
+            assert in_flight.result().status_code == 200
+        assert set(outcomes) <= {"200", "503", "refused"}, outcomes
+        assert "refused" in outcomes  # it stopped listening well before the drain ended
         assert gw.wait(timeout=30) == 0, gw.read_output()[-3000:]
     finally:
         gw.stop()
