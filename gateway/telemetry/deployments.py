@@ -56,6 +56,7 @@ class DeploymentState:
         self.fleet = fleet
         if fleet is not None:
             fleet.board.on("circuit", self._fleet_circuit)
+            fleet.board.on("block", self._fleet_block)  # an upstream's Retry-After, learnt by one process
             fleet.board.on("probe", self._fleet_probe)
             fleet.board.on("scrape", self._fleet_scrape)
 
@@ -69,6 +70,9 @@ class DeploymentState:
     def _fleet_circuit(self, key: str, message: dict[str, Any]) -> None:
         if self.guards.adopt_circuit(key, message):
             self.circuit_changed(key)
+
+    def _fleet_block(self, key: str, message: dict[str, Any]) -> None:
+        self.guards.adopt_block(key, message)
 
     def _fleet_probe(self, key: str, message: dict[str, Any]) -> None:
         if self.monitor is not None:

@@ -168,6 +168,8 @@ class Guards:
             kind = classify_failure(error.kind, error.upstream_status)
             status = error.upstream_status or 429
             self.breakers.record_failure(key, now, error.retry_after, counts=is_deployment_fault(kind), status=status)
+            if fleet is not None and error.retry_after:
+                self.publish_block(key, status)
         reservation = admission.reservation
         if reservation is not None:
             used = settled_tokens(tokens, delivered)
@@ -198,6 +200,24 @@ class Guards:
         cooldown = max(0.0, (state.until or now) - now) if state.status == "open" else 0.0
         data = {"status": state.status, "until": time.time() + cooldown, "trips": state.trips}
         self.fleet.board.publish("circuit", key, data, cooldown + 60.0)
+
+    def publish_block(self, key: str, status: int) -> None:
+        """Tell the fleet the upstream asked for a pause (Retry-After), so no other process spends a call to learn it."""
+        if self.fleet is None:
+            return
+        blocked = self.breakers.blocked(key, self._clock())
+        if blocked is not None:
+            left, status = blocked
+            self.fleet.board.publish("block", key, {"until": time.time() + left, "status": status}, left + 5.0)
+
+    def adopt_block(self, key: str, message: dict[str, object]) -> bool:
+        """Apply another process's Retry-After block; True when it is still in force."""
+        until, status = message.get("until"), message.get("status")
+        left = float(until) - time.time() if isinstance(until, int | float) else 0.0
+        if left <= 0:
+            return False
+        self.breakers.block_until(key, self._clock() + left, status if isinstance(status, int) else 429)
+        return True
 
     def adopt_circuit(self, key: str, message: dict[str, object]) -> bool:
         """Apply another process's circuit news; True when this process's breaker changed."""

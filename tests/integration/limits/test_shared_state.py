@@ -134,6 +134,30 @@ def test_a_circuit_opened_by_one_process_is_avoided_by_the_other_within_a_second
             assert bad.count == sent  # the second process never tried the open deployment
 
 
+def test_a_retry_after_learnt_by_one_process_pauses_the_deployment_in_the_other(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    with (
+        CountingUpstream.in_thread("a", {"status": 429, "retry_after": 30}) as busy,
+        CountingUpstream.in_thread("b") as good,
+    ):
+        route = [vllm(busy, weight=1.0, health_path="none"), vllm(good, "b", weight=0.0001, health_path="none")]
+        env, other = pair_env(
+            tmp_path,
+            {"models": [{"id": "m", "route": route}]},
+            {"health_check": 0},
+            REDIS_URL=REDIS_URL,
+            RATE_LIMIT_PREFIX=redis_prefix,
+        )
+        with ProcessGateway(env) as one, ProcessGateway(other) as two:
+            assert chat(one.url).status_code == 200  # a said 429 + Retry-After: 30, b answered
+            assert busy.count == 1
+            time.sleep(0.5)  # the news crosses Redis
+            codes = [chat(two.url).status_code for _ in range(6)]
+            assert codes == [200] * 6
+            assert busy.count == 1  # the second process never spent a call to learn the upstream's pause
+
+
 def test_one_prober_per_deployment_and_its_verdict_reaches_every_process(tmp_path: Path, redis_prefix: str) -> None:
     with CountingUpstream.in_thread("a") as up, CountingUpstream.in_thread("b") as spare:
         models = {"models": [{"id": "m", "route": [vllm(up, weight=0.5), vllm(spare, "b", weight=0.5)]}]}
