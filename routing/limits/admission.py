@@ -169,7 +169,7 @@ class Guards:
             status = error.upstream_status or 429
             self.breakers.record_failure(key, now, error.retry_after, counts=is_deployment_fault(kind), status=status)
             if fleet is not None and error.retry_after:
-                self.publish_block(key, status)
+                self.publish_block(key)
         reservation = admission.reservation
         if reservation is not None:
             used = settled_tokens(tokens, delivered)
@@ -201,8 +201,8 @@ class Guards:
         data = {"status": state.status, "until": time.time() + cooldown, "trips": state.trips}
         self.fleet.board.publish("circuit", key, data, cooldown + 60.0)
 
-    def publish_block(self, key: str, status: int) -> None:
-        """Tell the fleet the upstream asked for a pause (Retry-After), so no other process spends a call to learn it."""
+    def publish_block(self, key: str) -> None:
+        """Tell the fleet the upstream asked for a pause (Retry-After): no other process spends a call to learn it."""
         if self.fleet is None:
             return
         blocked = self.breakers.blocked(key, self._clock())
