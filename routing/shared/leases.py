@@ -16,23 +16,12 @@ import logging
 import uuid
 from typing import Final
 
+from routing.limits.streams import ACQUIRE_LUA
 from routing.shared.link import REDIS_ERRORS, SharedLink
 
 log = logging.getLogger("gateway.shared")
 
-# KEYS[1] the deployment's set; ARGV: limit, member, lease (ms). 1 admitted, 0 full.
-ACQUIRE_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  return 0
-end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-return 1
-"""
-
+# Acquiring is the stream cap's ACQUIRE_LUA on the deployment's set (1 admitted, 0 full).
 # KEYS: sets; ARGV: lease (ms), then one member per key. Pushes each live lease's expiry out (XX: never re-adds one
 # already released or expired).
 RENEW_LUA = """
